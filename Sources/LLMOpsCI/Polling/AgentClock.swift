@@ -1,0 +1,38 @@
+import FoundationEssentials
+
+/// Monotonic time, sleeping and the wall clock, behind one protocol so that tests can
+/// move time by hand.
+public protocol AgentClock: Sendable {
+    /// Time elapsed since an arbitrary fixed origin; never goes backwards.
+    var now: Duration { get }
+    /// The current wall-clock date, for timestamps in reports.
+    var date: Date { get }
+    func sleep(for duration: Duration) async throws
+}
+
+/// The real clock.
+public struct SystemClock: AgentClock {
+    private let origin = ContinuousClock.now
+
+    public init() {}
+
+    public var now: Duration { ContinuousClock.now - origin }
+    public var date: Date { Date() }
+
+    public func sleep(for duration: Duration) async throws {
+        guard duration > .zero else { return }
+        try await Task.sleep(for: duration)
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a floating-point number.
+    public var seconds: Double {
+        let (whole, fraction) = components
+        return Double(whole) + Double(fraction) / 1e18
+    }
+
+    public static func seconds(_ value: Double) -> Duration {
+        .milliseconds(Int64((value * 1000).rounded()))
+    }
+}

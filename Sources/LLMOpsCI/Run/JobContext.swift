@@ -1,0 +1,99 @@
+import FoundationEssentials
+
+/// What the agent knows about the CI job it runs in: forge, branch, commit and job identity.
+public struct JobContext: Sendable {
+    public enum Forge: String, Sendable {
+        case github, gitlab, local
+    }
+
+    public var forge: Forge
+    public var branch: String?
+    public var commit: String?
+    /// The branch a pull or merge request targets, where baselines come from.
+    public var targetBranch: String?
+    /// Identifies this job among the jobs of one repository: workflow and job names.
+    public var jobName: String
+    public var isCI: Bool
+
+    public init(forge: Forge, branch: String?, commit: String?, targetBranch: String?, jobName: String, isCI: Bool) {
+        self.forge = forge
+        self.branch = branch
+        self.commit = commit
+        self.targetBranch = targetBranch
+        self.jobName = jobName
+        self.isCI = isCI
+    }
+
+    /// Reads the context from the predefined variables of GitHub Actions or GitLab CI, else
+    /// from the `.git` folder in `directory`.
+    public static func detect(environment: [String: String], directory: String = ".") -> JobContext {
+        func value(_ name: String) -> String? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            return text
+        }
+        if value("GITHUB_ACTIONS") == "true" {
+            let isPullRequest = value("GITHUB_HEAD_REF") != nil
+            return JobContext(
+                forge: .github,
+                branch: value("GITHUB_HEAD_REF") ?? value("GITHUB_REF_NAME"),
+                commit: value("LLMOPS_HEAD_SHA") ?? value("GITHUB_SHA"),
+                targetBranch: isPullRequest ? value("GITHUB_BASE_REF") : nil,
+                jobName: [value("GITHUB_WORKFLOW"), value("GITHUB_JOB")].compactMap { $0 }.joined(separator: "/"),
+                isCI: true
+            )
+        }
+        if value("GITLAB_CI") == "true" {
+            return JobContext(
+                forge: .gitlab,
+                branch: value("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") ?? value("CI_COMMIT_REF_NAME"),
+                commit: value("CI_COMMIT_SHA"),
+                targetBranch: value("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
+                jobName: value("CI_JOB_NAME") ?? "job",
+                isCI: true
+            )
+        }
+        let git = GitDirectory(path: directory + "/.git")
+        return JobContext(
+            forge: .local,
+            branch: git.branch,
+            commit: git.commit,
+            targetBranch: nil,
+            jobName: "local",
+            isCI: value("CI") == "true"
+        )
+    }
+}
+
+/// Reads the current branch and commit from a `.git` folder without running git.
+struct GitDirectory {
+    let path: String
+
+    var head: String? {
+        read("HEAD")
+    }
+
+    var branch: String? {
+        guard let head, head.hasPrefix("ref: refs/heads/") else { return nil }
+        return String(head.dropFirst("ref: refs/heads/".count))
+    }
+
+    var commit: String? {
+        guard let head else { return nil }
+        guard head.hasPrefix("ref: ") else { return head }
+        let reference = String(head.dropFirst(5))
+        if let loose = read(reference) {
+            return loose
+        }
+        let packed = read("packed-refs") ?? ""
+        for line in packed.split(separator: "\n") where line.hasSuffix(" " + reference) {
+            return String(line.prefix { $0 != " " })
+        }
+        return nil
+    }
+
+    private func read(_ name: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path + "/" + name) else { return nil }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters("\n")
+        return text.isEmpty ? nil : text
+    }
+}

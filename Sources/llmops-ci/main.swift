@@ -1,0 +1,66 @@
+import CurlTransport
+import Dispatch
+import FoundationEssentials
+import LLMOpsCI
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Writes all of `text` to a file descriptor without buffering, so that stdout and stderr
+/// lines interleave in order in CI logs.
+@Sendable func write(_ text: String, to descriptor: Int32) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        if written < 0 {
+            if errno == EINTR { continue }
+            return
+        }
+        bytes = bytes.dropFirst(written)
+    }
+}
+
+let variables = ProcessInfo.processInfo.environment
+let environment = AgentEnvironment(
+    variables: variables,
+    standardOutput: { write($0, to: STDOUT_FILENO) },
+    standardError: { write($0, to: STDERR_FILENO) },
+    makeTransport: { settings in CurlTransport(settings: settings, environment: variables) },
+    clock: SystemClock(),
+    random: .system,
+    isTerminal: isatty(1) == 1
+)
+
+let job = Task {
+    await Agent(environment: environment).run(Array(CommandLine.arguments.dropFirst()))
+}
+
+// On SIGINT or SIGTERM, cancel the job: it cancels its remote runs and writes what it knows.
+// A second signal, or a clean-up that takes too long, ends the process at once.
+var signalSources: [DispatchSourceSignal] = []
+for signalNumber in [SIGINT, SIGTERM] {
+    signal(signalNumber, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+    let received = LockedValue(false)
+    source.setEventHandler {
+        let isRepeat = received.withLock { seen in
+            defer { seen = true }
+            return seen
+        }
+        if isRepeat {
+            exit(ExitCode.couldNotFinish)
+        }
+        write("Received a stop signal; cancelling the remote runs of this job\n", to: STDERR_FILENO)
+        job.cancel()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 20) {
+            write("Clean-up took too long; exiting\n", to: STDERR_FILENO)
+            exit(ExitCode.couldNotFinish)
+        }
+    }
+    source.resume()
+    signalSources.append(source)
+}
+
+exit(await job.value)
