@@ -68,6 +68,7 @@ extension NodeReader {
         guard let urlNode = keys["url"] else {
             throw error(node, "server.url", "the key 'server.url' is missing; give the LLMOps Eval API address, such as https://llmops.example.com.")
         }
+        let urlValue = try scalar(urlNode, "server.url")
         var url = try string(urlNode, "server.url")
         while url.hasSuffix("/") {
             url.removeLast()
@@ -86,7 +87,7 @@ extension NodeReader {
         if let value = keys["allow_insecure_http"] {
             server.allowsInsecureHTTP = try boolean(value, "server.allow_insecure_http")
         }
-        try checkScheme(of: url, node: urlNode, allowsInsecureHTTP: server.allowsInsecureHTTP)
+        try checkScheme(of: url, shown: urlValue.shown, node: urlNode, allowsInsecureHTTP: server.allowsInsecureHTTP)
 
         if let value = keys["email"] {
             server.email = try string(value, "server.email")
@@ -122,20 +123,20 @@ extension NodeReader {
         return server
     }
 
-    private func checkScheme(of url: String, node: YAMLNode, allowsInsecureHTTP: Bool) throws(ConfigError) {
+    private func checkScheme(of url: String, shown: String, node: YAMLNode, allowsInsecureHTTP: Bool) throws(ConfigError) {
         let lowered = url.lowercased()
         if lowered.hasPrefix("https://") {
             return
         }
         guard lowered.hasPrefix("http://") else {
-            throw error(node, "server.url", "'\(url)' is not an http:// or https:// address.")
+            throw error(node, "server.url", "\(shown) is not an http:// or https:// address.")
         }
         let host = ServerAddress.host(of: url)
         guard ServerAddress.isLoopback(host) || allowsInsecureHTTP else {
             throw error(
                 node,
                 "server.url",
-                "'\(url)' uses plain http to a host that is not loopback, so the password would cross the network "
+                "\(shown) uses plain http to a host that is not loopback, so the password would cross the network "
                     + "in clear text. Use https, or set server.allow_insecure_http: true if the network is trusted."
             )
         }
