@@ -13,6 +13,16 @@ struct TokenState: Sendable {
     var refreshToken: Secret?
     /// The `exp` claim of the access token, when it could be read.
     var expiresAt: Date?
+    /// When this agent received the token, to tell how long it lives.
+    var obtainedAt: Date
+
+    /// Whether the token should be renewed now: within `margin` of its expiry, or within a
+    /// quarter of its lifetime for short-lived tokens.
+    func isExpiring(at now: Date, margin: TimeInterval) -> Bool {
+        guard let expiresAt else { return false }
+        let lifetime = expiresAt.timeIntervalSince(obtainedAt)
+        return expiresAt.timeIntervalSince(now) < min(margin, max(lifetime / 4, 1))
+    }
 }
 
 /// Reads the `exp` claim of a JWT without checking its signature (the server checks it).

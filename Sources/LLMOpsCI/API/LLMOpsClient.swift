@@ -68,7 +68,7 @@ public final class LLMOpsClient: Sendable {
     private func freshLogin() async throws -> TokenState {
         switch credentials {
         case .token(let token):
-            return TokenState(accessToken: token, refreshToken: nil, expiresAt: expiryOfJWT(token.value))
+            return TokenState(accessToken: token, refreshToken: nil, expiresAt: expiryOfJWT(token.value), obtainedAt: clock.date)
         case .password(let email, let password):
             let body: JSONValue = ["email": .string(email), "password": .string(password.value)]
             let json = try await perform(
@@ -120,7 +120,7 @@ public final class LLMOpsClient: Sendable {
             throw APIError(kind: .invalidResponse, method: "POST", path: path, status: 200, message: "the response has no accessToken")
         }
         let refresh = body["refreshToken"].string.map(Secret.init)
-        return TokenState(accessToken: Secret(access), refreshToken: refresh, expiresAt: expiryOfJWT(access))
+        return TokenState(accessToken: Secret(access), refreshToken: refresh, expiresAt: expiryOfJWT(access), obtainedAt: clock.date)
     }
 
     private func authorizedSession(rejectedToken: String?) async throws -> TokenState {
@@ -130,8 +130,7 @@ public final class LLMOpsClient: Sendable {
             staleToken: rejectedToken,
             shouldRenew: { state in
                 guard let state else { return true }
-                guard let expiry = state.expiresAt, state.refreshToken != nil else { return false }
-                return expiry.timeIntervalSince(now) < margin
+                return state.refreshToken != nil && state.isExpiring(at: now, margin: margin)
             },
             renew: { [self] previous in
                 previous == nil ? try await freshLogin() : try await renew(previous)
