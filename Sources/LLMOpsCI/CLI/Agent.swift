@@ -103,10 +103,15 @@ public struct Agent: Sendable {
             && !["GITHUB_TOKEN_PERMISSIONS"].contains(upper)
     }
 
+    /// The configuration file that `--config` or discovery selects, if any.
+    func configurationPath(_ arguments: Arguments) -> String? {
+        ConfigurationLoader(environment: environment.variables).locate(explicitPath: arguments.configPath) { FileManager.default.fileExists(atPath: $0) }
+    }
+
     /// Loads the configuration from `--config`, the usual paths, or the platform guide's variables.
     func loadConfiguration(_ arguments: Arguments) throws(ConfigError) -> Configuration {
         let loader = ConfigurationLoader(environment: environment.variables)
-        let path = loader.locate(explicitPath: arguments.configPath) { FileManager.default.fileExists(atPath: $0) }
+        let path = configurationPath(arguments)
         let configuration: Configuration
         if let path {
             configuration = try loader.load(path: path)

@@ -51,6 +51,14 @@ struct OutputWriter {
         }
     }
 
+    /// Writes a one-line notice where the report would go: stdout and the job summary.
+    func writeNotice(_ message: String) {
+        agent.printOutput(message + "\n")
+        if variables["GITHUB_ACTIONS"] == "true", let summaryPath = variables["GITHUB_STEP_SUMMARY"], !summaryPath.isEmpty {
+            append("## ⏭️ LLMOps evaluation skipped\n\n\(message)\n", to: summaryPath, what: "job summary")
+        }
+    }
+
     private func save(_ text: String, to path: String, what: String) {
         do {
             try writeFileAtomically(path: path, contents: agent.secrets.redact(text))

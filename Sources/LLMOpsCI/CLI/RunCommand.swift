@@ -13,21 +13,36 @@ struct RunCommand {
     func execute() async -> Int32 {
         let clock = environment.clock
         let startedAt = clock.now
+        let logger = agent.makeLogger(verbose: arguments.isVerbose)
+        let isGitHub = variables["GITHUB_ACTIONS"] == "true"
         let configuration: Configuration
         do {
             configuration = try agent.loadConfiguration(arguments)
         } catch {
-            agent.printError("error: \(error)")
-            return ExitCode.usageError
+            return handleConfigurationError(error, logger: logger)
         }
-        let isGitHub = variables["GITHUB_ACTIONS"] == "true"
         if isGitHub {
             // Masking makes the runner hide these values in every later log line.
             for value in agent.secrets.values {
                 agent.printOutput("::add-mask::\(escapeWorkflowData(value))\n")
             }
         }
-        let logger = agent.makeLogger(verbose: arguments.isVerbose)
+        let forgeStep = ForgeStep(agent: agent, logger: logger, deadline: startedAt + .seconds(configuration.polling.timeoutMinutes * 60 + 300))
+        if isGitHub, let token = forgeStep?.target.token {
+            agent.printOutput("::add-mask::\(escapeWorkflowData(token.value))\n")
+        }
+        let labels = forgeStep?.target.labels ?? []
+        if labels.contains(configuration.report.skipLabel) {
+            let message = "Skipped: the pull request has the label '\(configuration.report.skipLabel)', so no evaluation was started."
+            logger.notice(message)
+            OutputWriter(agent: agent, configuration: configuration, logger: logger).writeNotice(message)
+            return ExitCode.passed
+        }
+        var waivers: Set<String> = []
+        for label in labels where label == configuration.gate.waiverLabel || label.hasPrefix(configuration.gate.waiverLabel + ":") {
+            let code = label.dropFirst(configuration.gate.waiverLabel.count + 1)
+            waivers.insert(code.isEmpty ? "*" : code.uppercased())
+        }
         let progress = ProgressLog { [agent] line in agent.printError(line) }
         let context = JobContext.detect(environment: variables)
         let commentKey = configuration.report.commentKey ?? "\(configuration.path)|\(context.jobName)"
@@ -68,6 +83,7 @@ struct RunCommand {
 
         if arguments.isDryRun {
             printPlan(plan.pairs, projectID: plan.projectID, context: context)
+            await describeComment(forgeStep, mode: commentMode(configuration), commentKey: commentKey)
             await client.logOut()
             return ExitCode.passed
         }
@@ -112,9 +128,9 @@ struct RunCommand {
             agent.printError("::endgroup::")
         }
 
-        var decision = GatePolicy(gate: configuration.gate).decide(results, baselines: baselines)
+        var decision = GatePolicy(gate: configuration.gate, waivers: waivers).decide(results, baselines: baselines)
         decision.notes += notes
-        let exitCode = decision.exitCode(warningExitCode: arguments.warningExitCode)
+        var exitCode = decision.exitCode(warningExitCode: arguments.warningExitCode)
         let reportContext = ReportContext(
             commit: context.commit,
             branch: context.branch,
@@ -129,9 +145,115 @@ struct RunCommand {
 
         let outputs = OutputWriter(agent: agent, configuration: configuration, logger: logger)
         outputs.write(decision: decision, context: reportContext, exitCode: exitCode, format: arguments.format)
-
         await client.logOut()
+
+        let isPosted = await publish(decision: decision, context: reportContext, configuration: configuration, forgeStep: forgeStep, logger: logger)
+        if !isPosted, configuration.report.requiresComment, exitCode == ExitCode.passed {
+            exitCode = ExitCode.couldNotFinish
+        }
         return exitCode
+    }
+
+    private func commentMode(_ configuration: Configuration) -> Configuration.CommentMode {
+        arguments.commentMode.flatMap(Configuration.CommentMode.init(rawValue:)) ?? configuration.report.comment
+    }
+
+    /// Posts the comment and the commit status; returns false when the comment was due but could not be posted.
+    private func publish(decision: GateDecision, context: ReportContext, configuration: Configuration, forgeStep: ForgeStep?, logger: Logger) async -> Bool {
+        let mode = commentMode(configuration)
+        guard mode != .off else { return true }
+        guard let forgeStep else {
+            logger.debug("Not running in GitHub Actions or GitLab CI; no comment to post")
+            return true
+        }
+        let (client, reason) = await forgeStep.client()
+        guard let client else {
+            logger.notice("No pull request comment: \(reason ?? "no pull request")")
+            return reason?.contains("token") != true
+        }
+        let publisher = CommentPublisher(
+            forge: client,
+            mode: mode,
+            commentKey: context.commentKey,
+            commit: context.commit,
+            verdict: decision.verdict.rawValue
+        , logger: logger) { budget, history in
+            var withHistory = context
+            withHistory.history = history
+            return agent.secrets.redact(MarkdownReport(decision: decision, context: withHistory).rendered(maxBytes: budget))
+        }
+        let result = await publisher.publish()
+        var isPosted = true
+        switch result {
+        case .created(let id):
+            logger.notice("Posted the report on \(client.targetDescription)", metadata: ["comment.id": id])
+        case .updated(let id):
+            logger.notice("Updated the report on \(client.targetDescription)", metadata: ["comment.id": id])
+        case .unchanged:
+            logger.notice("The report on \(client.targetDescription) is already up to date")
+        case .skipped(let why):
+            logger.notice("Left the comment alone: \(why)")
+        case .failed(let why):
+            isPosted = false
+            logger.warning("Could not post the report comment; the job summary and the result files have it: \(why)")
+        }
+        if configuration.report.commitStatus, let commit = context.commit {
+            let description = "\(decision.verdict.rawValue): \(decision.passedCount) passed, \(decision.failedCount) failed, \(decision.warnedCount) warned"
+            do {
+                try await client.setCommitStatus(sha: commit, isSuccess: decision.verdict == .passed || decision.verdict == .warned, description: description, targetURL: nil, context: "llmops-ci")
+            } catch {
+                logger.warning("Could not set the commit status: \(error)")
+            }
+        }
+        return isPosted
+    }
+
+    private func describeComment(_ forgeStep: ForgeStep?, mode: Configuration.CommentMode, commentKey: String) async {
+        guard mode != .off else {
+            agent.printOutput("Comment: off (report.comment).\n")
+            return
+        }
+        guard let forgeStep else {
+            agent.printOutput("Comment: none outside GitHub Actions and GitLab CI; the report goes to stdout and the result files.\n")
+            return
+        }
+        let (client, reason) = await forgeStep.client()
+        guard let client else {
+            agent.printOutput("Comment: none, because \(reason ?? "there is no pull request").\n")
+            return
+        }
+        let prefix = "<!-- llmops-ci:key=\(MarkdownReport.markerKey(commentKey)) "
+        do {
+            let existing = try await client.comments().filter { $0.body.hasPrefix(prefix) }
+            if let first = existing.first, mode == .update || mode == .updateOrNewOnChange {
+                agent.printOutput("Comment: would update comment \(first.id) on \(client.targetDescription) (mode \(mode.rawValue)).\n")
+            } else {
+                agent.printOutput("Comment: would post a new comment on \(client.targetDescription) (mode \(mode.rawValue)).\n")
+            }
+        } catch {
+            agent.printOutput("Comment: would post on \(client.targetDescription), but its comments could not be read: \(error).\n")
+        }
+    }
+
+    /// A configuration error, except that a fork or bot pull request without secrets is skipped by default.
+    private func handleConfigurationError(_ error: ConfigError, logger: Logger) -> Int32 {
+        let target = ForgeTarget.detect(environment: variables, readFile: { FileManager.default.contents(atPath: $0).map(Array.init) })
+        if let variable = error.unsetVariable, let target, target.isFork || target.isBot {
+            let path = agent.configurationPath(arguments)
+            let policy = path.map { ConfigurationLoader(environment: variables).missingSecretsPolicy(path: $0) } ?? .skip
+            let origin = target.isBot ? "a Dependabot pull request" : "a pull request from a fork"
+            let message = "Skipped: this is \(origin), which gets no secrets, and \(variable) is not set. The evaluation runs once a maintainer runs the workflow with secrets (for example after merging, or with a workflow_run workflow)."
+            if policy == .skip {
+                logger.notice(message)
+                if let summary = variables["GITHUB_STEP_SUMMARY"], !summary.isEmpty {
+                    let existing = FileManager.default.contents(atPath: summary) ?? Data()
+                    _ = FileManager.default.createFile(atPath: summary, contents: existing + Data("## ⏭️ LLMOps evaluation skipped\n\n\(message)\n".utf8))
+                }
+                return ExitCode.passed
+            }
+        }
+        agent.printError("error: \(error)")
+        return ExitCode.usageError
     }
 
     private func warnIfTokenExpiresEarly(_ client: LLMOpsClient, configuration: Configuration, logger: Logger) async {

@@ -6,6 +6,8 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
     /// The key path, such as `evaluations[1].datasets`.
     public var keyPath: String
     public var message: String
+    /// The variable whose absence caused the error, when that was the cause.
+    public var unsetVariable: String?
 
     public init(file: String, line: Int? = nil, column: Int? = nil, keyPath: String = "", message: String) {
         self.file = file

@@ -126,5 +126,9 @@ public struct Configuration: Sendable {
         public var webURL: String?
         public var skipLabel: String = "llmops-skip"
         public var maxPairs: Int = 50
+        /// Post a commit status with the verdict on the head commit.
+        public var commitStatus = false
+        /// Treat a comment that could not be posted as a job that could not finish.
+        public var requiresComment = false
     }
 }

@@ -34,6 +34,20 @@ public struct ConfigurationLoader: Sendable {
         return try load(text: text, path: path)
     }
 
+    /// Reads `gate.on_missing_secrets` without checking the rest of the file, for jobs whose
+    /// secrets are missing (fork pull requests), where the full load fails by design.
+    public func missingSecretsPolicy(path: String) -> Configuration.MissingSecrets {
+        guard let data = FileManager.default.contents(atPath: path),
+            let root = try? YAMLParser.parse(String(decoding: data, as: UTF8.self)),
+            case .mapping(let entries) = root.content,
+            let gate = entries.first(where: { if case .scalar("gate", _) = $0.key.content { true } else { false } })?.value,
+            case .mapping(let gateEntries) = gate.content,
+            let policy = gateEntries.first(where: { if case .scalar("on_missing_secrets", _) = $0.key.content { true } else { false } })?.value,
+            case .scalar(let text, _) = policy.content
+        else { return .skip }
+        return Configuration.MissingSecrets(rawValue: text.lowercased()) ?? .skip
+    }
+
     /// Checks configuration text; `path` only names the file in messages.
     public func load(text: String, path: String) throws(ConfigError) -> Configuration {
         let root: YAMLNode?
@@ -71,6 +85,7 @@ enum ConfigKeys {
     static let regression = ["baseline", "max_drop", "confidence", "min_paired_cases"]
     static let report = [
         "comment", "comment_key", "worst_cases", "junit", "json", "markdown", "web_url", "skip_label", "max_pairs",
+        "commit_status", "require_comment",
     ]
 }
 
@@ -178,12 +193,14 @@ struct NodeReader {
         } catch {
             switch error {
             case .unset(let variable):
-                throw self.error(
+                var failure = self.error(
                     node,
                     path,
                     "the environment variable \(variable) is not set. Set it in the CI job (as a secret if it is one), "
                         + "or give a default with ${\(variable):-value}."
                 )
+                failure.unsetVariable = variable
+                throw failure
             case .malformed(let detail):
                 throw self.error(node, path, "\(detail).")
             }

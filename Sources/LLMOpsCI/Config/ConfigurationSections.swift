@@ -429,6 +429,12 @@ extension NodeReader {
         if let value = keys["max_pairs"] {
             report.maxPairs = try integer(value, "report.max_pairs", range: 1...10_000)
         }
+        if let value = keys["commit_status"] {
+            report.commitStatus = try boolean(value, "report.commit_status")
+        }
+        if let value = keys["require_comment"] {
+            report.requiresComment = try boolean(value, "report.require_comment")
+        }
         return report
     }
 

@@ -71,7 +71,7 @@ public struct GatePolicy: Sendable {
     }
 
     func metricVerdict(_ score: MetricScore, threshold: Configuration.Threshold?, comparison: BaselineComparison?, pairLabel: String) -> MetricVerdict {
-        let isWaived = waivers.contains(score.code) || waivers.contains("\(pairLabel)/\(score.code)".uppercased())
+        let isWaived = waivers.contains("*") || waivers.contains(score.code) || waivers.contains("\(pairLabel)/\(score.code)".uppercased())
         guard let mean = score.mean else {
             let policy = outcome(of: gate.noData)
             let text = "no scores: \(score.erroredCases) errored, \(score.skippedCases) skipped of \(score.totalCases) cases"

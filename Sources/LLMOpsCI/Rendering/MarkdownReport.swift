@@ -14,13 +14,26 @@ public struct MarkdownReport: Sendable {
 
     /// The hidden first line that marks the comment as this job's, with its commit and verdict.
     public var marker: String {
-        Self.marker(commentKey: context.commentKey, commit: context.commit, verdict: decision.verdict.rawValue)
+        Self.marker(commentKey: context.commentKey, commit: context.commit, verdict: decision.verdict.rawValue, time: context.finishedAt.map(Timestamp.format))
     }
 
     /// The marker for a comment key: the key is hashed, so that no key can end the HTML comment.
-    public static func marker(commentKey: String, commit: String?, verdict: String) -> String {
+    public static func marker(commentKey: String, commit: String?, verdict: String, time: String? = nil) -> String {
         let commitText = commit.map { String($0.filter(\.isHexDigit).prefix(40)) } ?? "unknown"
-        return "<!-- llmops-ci:key=\(markerKey(commentKey)) commit=\(commitText.isEmpty ? "unknown" : commitText) verdict=\(verdict) -->"
+        var text = "<!-- llmops-ci:key=\(markerKey(commentKey)) commit=\(commitText.isEmpty ? "unknown" : commitText) verdict=\(verdict)"
+        if let time {
+            text += " time=\(time)"
+        }
+        return text + " -->"
+    }
+
+    /// A hidden line with the earlier verdicts, so that the next update can carry them on.
+    var historyLine: String? {
+        guard !context.history.isEmpty else { return nil }
+        let entries = context.history.prefix(20).map { entry in
+            [entry.commit, entry.verdict, entry.time].map { $0.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == ":" } }.joined(separator: ",")
+        }
+        return "<!-- llmops-ci:history=\(entries.joined(separator: ";")) -->"
     }
 
     public static func markerKey(_ commentKey: String) -> String {
@@ -60,7 +73,7 @@ public struct MarkdownReport: Sendable {
     }
 
     private func render(_ detail: Detail, pairLimit: Int?) -> String {
-        var lines: [String] = [marker, headline, "", totals, ""]
+        var lines: [String] = [marker] + (historyLine.map { [$0] } ?? []) + [headline, "", totals, ""]
         let pairs = pairLimit.map { Array(decision.pairs.prefix($0)) } ?? decision.pairs
 
         lines += summaryTable(pairs)

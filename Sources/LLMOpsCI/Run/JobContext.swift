@@ -26,18 +26,27 @@ public struct JobContext: Sendable {
 
     /// Reads the context from the predefined variables of GitHub Actions or GitLab CI, else
     /// from the `.git` folder in `directory`.
-    public static func detect(environment: [String: String], directory: String = ".") -> JobContext {
+    public static func detect(
+        environment: [String: String],
+        directory: String = ".",
+        readFile: (String) -> [UInt8]? = { FileManager.default.contents(atPath: $0).map(Array.init) }
+    ) -> JobContext {
         func value(_ name: String) -> String? {
             guard let text = environment[name], !text.isEmpty else { return nil }
             return text
         }
         if value("GITHUB_ACTIONS") == "true" {
-            let isPullRequest = value("GITHUB_HEAD_REF") != nil
+            // On pull requests GITHUB_SHA is a temporary merge commit; the payload has the head.
+            let event = value("GITHUB_EVENT_PATH").flatMap(readFile).flatMap { try? JSONValue.parse($0) } ?? .null
+            let head = event["pull_request"]["head"]["sha"].string ?? event["workflow_run"]["head_sha"].string
+                ?? event["merge_group"]["head_sha"].string
+            let mergeGroupBase = event["merge_group"]["base_ref"].string.map { $0.replacing("refs/heads/", with: "") }
+            let headBranch = value("GITHUB_HEAD_REF") ?? event["workflow_run"]["head_branch"].string
             return JobContext(
                 forge: .github,
-                branch: value("GITHUB_HEAD_REF") ?? value("GITHUB_REF_NAME"),
-                commit: value("LLMOPS_HEAD_SHA") ?? value("GITHUB_SHA"),
-                targetBranch: isPullRequest ? value("GITHUB_BASE_REF") : nil,
+                branch: headBranch ?? value("GITHUB_REF_NAME"),
+                commit: value("LLMOPS_HEAD_SHA") ?? head ?? value("GITHUB_SHA"),
+                targetBranch: value("GITHUB_BASE_REF") ?? event["pull_request"]["base"]["ref"].string ?? mergeGroupBase,
                 jobName: [value("GITHUB_WORKFLOW"), value("GITHUB_JOB")].compactMap { $0 }.joined(separator: "/"),
                 isCI: true
             )
@@ -46,7 +55,7 @@ public struct JobContext: Sendable {
             return JobContext(
                 forge: .gitlab,
                 branch: value("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") ?? value("CI_COMMIT_REF_NAME"),
-                commit: value("CI_COMMIT_SHA"),
+                commit: value("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA") ?? value("CI_COMMIT_SHA"),
                 targetBranch: value("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
                 jobName: value("CI_JOB_NAME") ?? "job",
                 isCI: true
