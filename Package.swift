@@ -28,6 +28,11 @@ let package = Package(
             name: "llmops-ci",
             dependencies: ["LLMOpsCI", "CurlTransport"]
         ),
+        .executableTarget(
+            name: "llmops-bench",
+            dependencies: ["LLMOpsCI"],
+            path: "benchmarks/Sources/llmops-bench"
+        ),
         .testTarget(
             name: "LLMOpsCITests",
             dependencies: ["LLMOpsCI"]

@@ -93,22 +93,31 @@ struct OutputWriter {
             }
             append(text, to: outputPath, what: "step outputs")
         }
+        var annotations: [(Outcome, String)] = []
         for pair in decision.pairs {
             let label = pair.result.pair.label
             if let problem = pair.problem, pair.outcome != .pass {
-                annotate(pair.outcome, "\(label): \(problem.text)")
+                annotations.append((pair.outcome, "\(label): \(problem.text)"))
             }
             for metric in pair.metrics where metric.outcome != .pass {
                 let value = metric.score.mean.map(format) ?? "no data"
-                annotate(metric.outcome, "\(label): \(metric.code) \(value) \(metric.outcome.rawValue): \(metric.reasons.joined(separator: "; "))")
+                annotations.append((metric.outcome, "\(label): \(metric.code) \(value) \(metric.outcome.rawValue): \(metric.reasons.joined(separator: "; "))"))
+            }
+        }
+        // GitHub shows at most 10 errors and 10 warnings per step; the rest stay in the summary.
+        let errors = annotations.filter { $0.0 >= .noData }
+        let warnings = annotations.filter { $0.0 < .noData }
+        for (message, command, count) in [(errors, "error", errors.count), (warnings, "warning", warnings.count)] {
+            for (_, text) in message.prefix(annotationLimit) {
+                agent.printOutput("::\(command) title=LLMOps gate::\(escapeWorkflowData(text))\n")
+            }
+            if count > annotationLimit {
+                agent.printOutput("::\(command) title=LLMOps gate::\(count - annotationLimit) more \(command)s are in the job summary\n")
             }
         }
     }
 
-    private func annotate(_ outcome: Outcome, _ message: String) {
-        let command = outcome >= .noData ? "error" : "warning"
-        agent.printOutput("::\(command) title=LLMOps gate::\(escapeWorkflowData(message))\n")
-    }
+    private let annotationLimit = 9
 
     private func writeDotenv(decision: GateDecision, paths: [String: String]) {
         let path = variables["LLMOPS_DOTENV"] ?? "llmops.env"

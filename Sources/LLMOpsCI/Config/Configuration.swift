@@ -31,6 +31,13 @@ public struct Configuration: Sendable {
         public var passThreshold: Double?
         public var weight: Double?
         public var customPrompt: String?
+
+        public init(code: String, passThreshold: Double? = nil, weight: Double? = nil, customPrompt: String? = nil) {
+            self.code = code
+            self.passThreshold = passThreshold
+            self.weight = weight
+            self.customPrompt = customPrompt
+        }
     }
 
     /// One configured evaluation: a dataset, or every dataset x every endpoint.
@@ -60,6 +67,15 @@ public struct Configuration: Sendable {
 
     /// An absolute limit on one metric.
     public struct Threshold: Sendable, Equatable {
+        public init(min: Double? = nil, max: Double? = nil, minRaw: Double? = nil, maxRaw: Double? = nil, minPassRate: Double? = nil, level: Level = .fail) {
+            self.min = min
+            self.max = max
+            self.minRaw = minRaw
+            self.maxRaw = maxRaw
+            self.minPassRate = minPassRate
+            self.level = level
+        }
+
         public var min: Double?
         public var max: Double?
         public var minRaw: Double?
@@ -73,6 +89,8 @@ public struct Configuration: Sendable {
     }
 
     public struct Regression: Sendable {
+        public init() {}
+
         /// `latest-completed`, `none`, `run:<id>` or `file:<path>`.
         public var baseline: Baseline = .latestCompleted
         public var maxDrop: Drop = .absolute(0.02)
@@ -93,6 +111,8 @@ public struct Configuration: Sendable {
     }
 
     public struct Gate: Sendable {
+        public init() {}
+
         public var thresholds: [String: Threshold] = [:]
         public var regression = Regression()
         public var failedRun: Outcome = .fail

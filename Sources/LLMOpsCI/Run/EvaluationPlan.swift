@@ -18,6 +18,38 @@ public struct PlannedPair: Sendable {
     public var metricDefinitions: [MetricDefinition]
     public var thresholds: [String: Configuration.Threshold]
 
+    public init(
+        evaluationName: String,
+        runName: String,
+        label: String,
+        datasetID: String,
+        datasetName: String,
+        datasetCaseCount: Int? = nil,
+        datasetUpdatedAt: String? = nil,
+        endpointID: String? = nil,
+        endpointName: String? = nil,
+        judgeID: String? = nil,
+        judgeName: String? = nil,
+        metrics: [Configuration.Metric],
+        metricDefinitions: [MetricDefinition],
+        thresholds: [String: Configuration.Threshold]
+    ) {
+        self.evaluationName = evaluationName
+        self.runName = runName
+        self.label = label
+        self.datasetID = datasetID
+        self.datasetName = datasetName
+        self.datasetCaseCount = datasetCaseCount
+        self.datasetUpdatedAt = datasetUpdatedAt
+        self.endpointID = endpointID
+        self.endpointName = endpointName
+        self.judgeID = judgeID
+        self.judgeName = judgeName
+        self.metrics = metrics
+        self.metricDefinitions = metricDefinitions
+        self.thresholds = thresholds
+    }
+
     /// The body of `POST /api/projects/{id}/evaluations`.
     public func startRequest(triggerReference: String) -> JSONValue {
         let metricItems: [JSONValue] = zip(metrics, metricDefinitions).map { metric, definition in

@@ -30,6 +30,7 @@ public struct Orchestrator: Sendable {
     let progress: ProgressLog
     let stateFile: RunStateFile
     let options: Options
+    private let summary = ProgressSummary()
 
     public init(
         client: LLMOpsClient,
@@ -60,6 +61,7 @@ public struct Orchestrator: Sendable {
     /// On cancellation of the calling task, the runs this job started and that have not
     /// ended are cancelled on the server before it returns.
     public func evaluate(_ pairs: [PlannedPair]) async -> [PairResult] {
+        summary.start(total: pairs.count, at: clock.now)
         var results = [PairResult?](repeating: nil, count: pairs.count)
         await withTaskGroup(of: (Int, PairResult).self) { group in
             var next = 0
@@ -71,6 +73,7 @@ public struct Orchestrator: Sendable {
             }
             while let (index, result) = await group.next() {
                 results[index] = result
+                summary.finish(pairs[index].label)
                 if next < pairs.count {
                     let pending = next
                     group.addTask { (pending, await evaluate(pairs[pending])) }
@@ -170,6 +173,10 @@ public struct Orchestrator: Sendable {
             } catch {
                 progress.pair(pair.label, "lost track of the run: \(error)")
                 return PairResult(pair: pair, state: .error("\(error)"), run: run, isAttached: isAttached, pollCount: pollCount)
+            }
+            summary.update(pair.label, status: "\(run.status)")
+            if let line = summary.lineIfDue(at: clock.now) {
+                progress.line(line)
             }
             if run.status != lastStatus {
                 progress.pair(pair.label, "\(lastStatus) → \(run.status)")
@@ -282,6 +289,42 @@ public struct Orchestrator: Sendable {
             stateFile.recordFinished(runID: run.id)
         } catch {
             logger.warning("Could not cancel the run", metadata: ["pair": pair.label, "run.id": run.id, "error": "\(error)"])
+        }
+    }
+}
+
+/// The state of every pair, summarised in one line at most once a minute while runs go.
+final class ProgressSummary: Sendable {
+    private let interval = Duration.seconds(60)
+    private let state = LockedValue<(total: Int, finished: Int, statuses: [String: String], lastLine: Duration, startedAt: Duration)>((0, 0, [:], .zero, .zero))
+
+    func start(total: Int, at now: Duration) {
+        state.withLock { $0 = (total, 0, [:], now, now) }
+    }
+
+    func update(_ label: String, status: String) {
+        state.withLock { $0.statuses[label] = status }
+    }
+
+    func finish(_ label: String) {
+        state.withLock { current in
+            current.finished += 1
+            current.statuses[label] = nil
+        }
+    }
+
+    /// Returns a summary line when a minute has passed since the last one.
+    func lineIfDue(at now: Duration) -> String? {
+        state.withLock { current in
+            guard now - current.lastLine >= interval else { return nil }
+            current.lastLine = now
+            var counts: [String: Int] = [:]
+            for status in current.statuses.values {
+                counts[status, default: 0] += 1
+            }
+            let waiting = counts.keys.sorted().map { "\(counts[$0]!) \($0)" }.joined(separator: ", ")
+            let elapsed = formatDuration(now - current.startedAt)
+            return "\(current.finished) of \(current.total) pairs finished after \(elapsed)" + (waiting.isEmpty ? "" : "; waiting on \(waiting)")
         }
     }
 }

@@ -1,0 +1,3 @@
+import LLMOpsCI
+
+print("llmops-bench: no measurement selected")
