@@ -100,7 +100,7 @@ import Testing
         ("\nreport:\n  comment: updte\n", "report.comment", "Did you mean 'update'?"),
         ("\ngate:\n  thresholds:\n    faithfulness: { min: 1.5 }\n", "gate.thresholds.faithfulness.min", "out of range"),
         ("\ngate:\n  thresholds:\n    faithfulness: { min: 0.9, max: 0.5 }\n", "gate.thresholds.faithfulness", "greater than max"),
-        ("\ngate:\n  regression:\n    max_drop: lots\n", "gate.regression.max_drop", "not a drop"),
+        ("\ngate:\n  regression:\n    max_drop: lots\n", "gate.regression.max_drop", "not an amount"),
     ])
     func rejectsInvalidValue(suffix: String, keyPath: String, fragment: String) throws {
         let found = try #require(error(minimal + suffix))

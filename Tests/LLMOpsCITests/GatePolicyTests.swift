@@ -245,3 +245,50 @@ import Testing
         #expect(wilcoxonLowerTail([0, 0, 0]) == 1)
     }
 }
+
+@Suite struct BudgetTests {
+    func result(tokens: Double?, latencies: [Double]) -> PairResult {
+        let cases = latencies.enumerated().map { index, latency in
+            var item = CaseResult(id: "c\(index)", scores: [CaseScore(metricCode: "FAITHFULNESS", score: 0.9)])
+            item.latencyMilliseconds = latency
+            return item
+        }
+        var result = completedResult(plannedPair(), scores: [metricScore("FAITHFULNESS", cases: [0.9])])
+        result.run = Run(json: ["id": "run-1", "status": "COMPLETED", "totalTokens": .from(tokens)])
+        result.results = cases
+        return result
+    }
+
+    @Test func latencyAboveCeilingFails() {
+        var gate = Configuration.Gate()
+        gate.budgets[.latencyP95] = Configuration.Budget(max: 2000)
+
+        let decision = GatePolicy(gate: gate).decide([result(tokens: 100, latencies: [500, 900, 1200, 2600])])
+
+        let budget = decision.pairs[0].metrics.first { $0.code == "LATENCY_P95_MS" }
+        #expect(budget?.outcome == .fail)
+        #expect(budget?.score.mean == 2600)
+        #expect(decision.exitCode() == 1)
+    }
+
+    @Test func tokenGrowthAgainstBaselineFails() {
+        var gate = Configuration.Gate()
+        gate.budgets[.totalTokens] = Configuration.Budget(maxIncrease: .relative(0.1))
+        let baseline = Baseline(info: BaselineInfo(runID: "b", source: "test"), scores: [], budgetValues: [.totalTokens: 1000])
+
+        let grown = GatePolicy(gate: gate).decide([result(tokens: 1200, latencies: [1])], baselines: ["support-bot": baseline])
+        let steady = GatePolicy(gate: gate).decide([result(tokens: 1050, latencies: [1])], baselines: ["support-bot": baseline])
+
+        #expect(grown.verdict == .failed)
+        #expect(steady.verdict == .passed)
+    }
+
+    @Test func missingFigureIsNoData() {
+        var gate = Configuration.Gate()
+        gate.budgets[.totalCost] = Configuration.Budget(max: 1)
+
+        let decision = GatePolicy(gate: gate).decide([result(tokens: nil, latencies: [])])
+
+        #expect(decision.pairs[0].metrics.last?.outcome == .noData)
+    }
+}

@@ -110,8 +110,36 @@ public struct Configuration: Sendable {
         case relative(Double)
     }
 
+    /// A resource measured per run, each with a ceiling and a rule for increases.
+    public enum BudgetKind: String, Sendable, CaseIterable {
+        case totalTokens = "total_tokens"
+        case totalCost = "total_cost"
+        case latencyP50 = "latency_p50_ms"
+        case latencyP95 = "latency_p95_ms"
+
+        /// The code the report and results file show for this budget.
+        public var code: String { rawValue.uppercased() }
+    }
+
+    public struct Budget: Sendable, Equatable {
+        public var max: Double?
+        /// How much the value may grow against the baseline: an amount, or a fraction of the baseline.
+        public var maxIncrease: Drop?
+        public var level: Level = .fail
+
+        public init(max: Double? = nil, maxIncrease: Drop? = nil, level: Level = .fail) {
+            self.max = max
+            self.maxIncrease = maxIncrease
+            self.level = level
+        }
+    }
+
     public struct Gate: Sendable {
         public init() {}
+
+        public var budgets: [BudgetKind: Budget] = [:]
+        /// What a run cancelled on the server (by someone else, or deleted) does to the verdict.
+        public var cancelledRun: Outcome = .fail
 
         public var thresholds: [String: Threshold] = [:]
         public var regression = Regression()

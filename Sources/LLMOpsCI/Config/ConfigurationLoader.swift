@@ -78,9 +78,11 @@ enum ConfigKeys {
     static let metric = ["code", "pass_threshold", "weight", "prompt"]
     static let polling = ["interval_seconds", "max_interval_seconds", "timeout_minutes", "max_concurrent"]
     static let gate = [
-        "thresholds", "regression", "failed_run", "no_data", "infrastructure_error", "inconclusive",
-        "on_missing_secrets", "waivers", "waiver_label",
+        "thresholds", "regression", "budgets", "failed_run", "cancelled_run", "no_data", "infrastructure_error",
+        "inconclusive", "on_missing_secrets", "waivers", "waiver_label",
     ]
+    static let budgets = Configuration.BudgetKind.allCases.map(\.rawValue)
+    static let budget = ["max", "max_increase", "level"]
     static let threshold = ["min", "max", "min_raw", "max_raw", "min_pass_rate", "level"]
     static let regression = ["baseline", "max_drop", "confidence", "min_paired_cases"]
     static let report = [

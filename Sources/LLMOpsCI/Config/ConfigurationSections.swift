@@ -312,6 +312,12 @@ extension NodeReader {
         if let value = keys["failed_run"] {
             gate.failedRun = try choice(value, "gate.failed_run", as: Configuration.Outcome.self)
         }
+        if let value = keys["cancelled_run"] {
+            gate.cancelledRun = try choice(value, "gate.cancelled_run", as: Configuration.Outcome.self)
+        }
+        if let value = keys["budgets"] {
+            gate.budgets = try budgets(value)
+        }
         if let value = keys["no_data"] {
             gate.noData = try choice(value, "gate.no_data", as: Configuration.Outcome.self)
         }
@@ -371,6 +377,44 @@ extension NodeReader {
         return result
     }
 
+    private mutating func budgets(_ node: YAMLNode) throws(ConfigError) -> [Configuration.BudgetKind: Configuration.Budget] {
+        let keys = try mapping(node, "gate.budgets", allowed: ConfigKeys.budgets)
+        var result: [Configuration.BudgetKind: Configuration.Budget] = [:]
+        for kind in Configuration.BudgetKind.allCases {
+            guard let item = keys[kind.rawValue] else { continue }
+            let path = "gate.budgets.\(kind.rawValue)"
+            let fields = try mapping(item, path, allowed: ConfigKeys.budget)
+            var budget = Configuration.Budget()
+            if let value = fields["max"] {
+                budget.max = try number(value, "\(path).max", range: 0...Double.greatestFiniteMagnitude)
+            }
+            if let value = fields["max_increase"] {
+                budget.maxIncrease = try amount(value, "\(path).max_increase", absoluteRange: 0...Double.greatestFiniteMagnitude, example: "500, or a percentage such as 10%")
+            }
+            if let value = fields["level"] {
+                budget.level = try choice(value, "\(path).level", as: Configuration.Level.self)
+            }
+            guard budget.max != nil || budget.maxIncrease != nil else {
+                throw error(item, path, "give max, max_increase or both.")
+            }
+            result[kind] = budget
+        }
+        return result
+    }
+
+    /// Reads an absolute amount or a percentage such as `5%`.
+    private mutating func amount(_ node: YAMLNode, _ path: String, absoluteRange: ClosedRange<Double>, example: String) throws(ConfigError) -> Configuration.Drop {
+        let scalar = try scalar(node, path)
+        let text = scalar.text.trimmingCharacters(" ")
+        if text.hasSuffix("%"), let percent = Double(String(text.dropLast()).trimmingCharacters(" ")), percent >= 0, percent <= 1000 {
+            return .relative(percent / 100)
+        }
+        if let absolute = Double(text), absoluteRange.contains(absolute) {
+            return .absolute(absolute)
+        }
+        throw error(node, path, "\(scalar.shown) is not an amount; write a number such as \(example).")
+    }
+
     private mutating func regression(_ node: YAMLNode) throws(ConfigError) -> Configuration.Regression {
         let keys = try mapping(node, "gate.regression", allowed: ConfigKeys.regression)
         var regression = Configuration.Regression()
@@ -386,15 +430,11 @@ extension NodeReader {
             }
         }
         if let value = keys["max_drop"] {
-            let scalar = try scalar(value, "gate.regression.max_drop")
-            let text = scalar.text.trimmingCharacters(" ")
-            if text.hasSuffix("%"), let percent = Double(String(text.dropLast()).trimmingCharacters(" ")), (0...100).contains(percent) {
-                regression.maxDrop = .relative(percent / 100)
-            } else if let absolute = Double(text), (0...1).contains(absolute) {
-                regression.maxDrop = .absolute(absolute)
-            } else {
-                throw error(value, "gate.regression.max_drop", "\(scalar.shown) is not a drop; write an absolute score such as 0.02, or a percentage such as 5%.")
+            let drop = try amount(value, "gate.regression.max_drop", absoluteRange: 0...1, example: "0.02 (a score), or a percentage such as 5%")
+            if case .relative(let fraction) = drop, fraction > 1 {
+                throw error(value, "gate.regression.max_drop", "a drop of more than 100% cannot happen; write at most 100%.")
             }
+            regression.maxDrop = drop
         }
         if let value = keys["confidence"] {
             regression.confidence = try number(value, "gate.regression.confidence", range: 0.5...0.999)

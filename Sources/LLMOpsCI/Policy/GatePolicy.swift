@@ -40,7 +40,7 @@ public struct GatePolicy: Sendable {
             policy = gate.failedRun
         case .cancelled(let message):
             problem = .cancelled(message)
-            policy = gate.failedRun
+            policy = gate.cancelledRun
         case .timedOut(let status):
             problem = .timedOut(status)
             policy = gate.infrastructureError
@@ -55,9 +55,10 @@ public struct GatePolicy: Sendable {
             return PairVerdict(result: result, outcome: outcome(of: policy), metrics: [], problem: problem, isIncomplete: true, baseline: baseline?.info)
         }
 
-        let metrics = result.scores.map { score in
+        var metrics = result.scores.map { score in
             metricVerdict(score, threshold: result.pair.thresholds[score.code], comparison: comparisons[score.code], pairLabel: result.pair.label)
         }
+        metrics += budgetVerdicts(result, baseline: baseline)
         let worst = metrics.map(\.outcome).max() ?? outcome(of: gate.noData)
         return PairVerdict(result: result, outcome: worst, metrics: metrics, problem: nil, isIncomplete: false, baseline: baseline?.info)
     }
@@ -142,6 +143,56 @@ public struct GatePolicy: Sendable {
             isWaived: isWaived,
             reasons: reasons
         )
+    }
+
+    /// Checks each configured budget: its ceiling, and its growth against the baseline.
+    func budgetVerdicts(_ result: PairResult, baseline: Baseline?) -> [MetricVerdict] {
+        guard !gate.budgets.isEmpty else { return [] }
+        let values = BudgetValues.compute(run: result.run, results: result.results)
+        return Configuration.BudgetKind.allCases.compactMap { kind -> MetricVerdict? in
+            guard let budget = gate.budgets[kind] else { return nil }
+            let level: Outcome = budget.level == .fail ? .fail : .warn
+            var score = MetricScore(code: kind.code, source: .cases, mean: values[kind], passRate: nil, scoredCases: 0, totalCases: 0, erroredCases: 0, skippedCases: 0, caseScores: [:])
+            score.scoredCases = result.results.count
+            score.totalCases = result.results.count
+            guard let value = values[kind] else {
+                let policy = outcome(of: gate.noData)
+                return MetricVerdict(code: kind.code, score: score, outcome: policy == .fail ? .noData : policy, thresholdText: budget.max.map { "≤ \(format($0))" }, comparesRaw: true, comparison: nil, isWaived: false, reasons: ["the run reported no \(kind.rawValue.replacing("_", with: " "))"])
+            }
+            var outcome = Outcome.pass
+            var reasons: [String] = []
+            if let max = budget.max {
+                if value > max + Self.tolerance {
+                    outcome = level
+                    reasons.append("\(format(value)) is above the budget \(format(max))")
+                } else {
+                    reasons.append("\(format(value)) is within the budget \(format(max))")
+                }
+            }
+            var comparison: BaselineComparison?
+            if let previous = baseline?.budgetValues[kind] {
+                comparison = BaselineComparison(baselineMean: previous, delta: value - previous, interval: nil, pairedCases: 0, pValue: nil, method: "budget")
+                if let allowed = budget.maxIncrease {
+                    let limit: Double
+                    switch allowed {
+                    case .absolute(let amount): limit = amount
+                    case .relative(let fraction): limit = previous * fraction
+                    }
+                    if value - previous > limit + Self.tolerance {
+                        outcome = max(outcome, level)
+                        reasons.append("grew by \(format(value - previous)) against the baseline \(format(previous)), more than the allowed \(format(limit))")
+                    } else {
+                        reasons.append("changed by \(signed(value - previous)) against the baseline \(format(previous)), within the allowed increase")
+                    }
+                }
+            }
+            let isWaived = waivers.contains("*") || waivers.contains(kind.code)
+            if isWaived, outcome == .fail {
+                outcome = .warn
+                reasons.append("waived")
+            }
+            return MetricVerdict(code: kind.code, score: score, outcome: outcome, thresholdText: budget.max.map { "≤ \(format($0))" }, comparesRaw: true, comparison: comparison, isWaived: isWaived, reasons: reasons)
+        }
     }
 
     private func comparesRaw(_ threshold: Configuration.Threshold) -> Bool {

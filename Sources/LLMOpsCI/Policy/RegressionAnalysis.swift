@@ -8,10 +8,12 @@ import Musl
 public struct Baseline: Sendable {
     public var info: BaselineInfo
     public var scores: [MetricScore]
+    public var budgetValues: [Configuration.BudgetKind: Double]
 
-    public init(info: BaselineInfo, scores: [MetricScore]) {
+    public init(info: BaselineInfo, scores: [MetricScore], budgetValues: [Configuration.BudgetKind: Double] = [:]) {
         self.info = info
         self.scores = scores
+        self.budgetValues = budgetValues
     }
 }
 

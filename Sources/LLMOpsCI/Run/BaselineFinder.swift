@@ -123,7 +123,7 @@ public struct BaselineFinder: Sendable {
             source: source,
             datasetWarning: warning
         )
-        return Baseline(info: info, scores: scores)
+        return Baseline(info: info, scores: scores, budgetValues: BudgetValues.compute(run: run, results: results))
     }
 
     private func fromFile(_ path: String, results: [PairResult]) -> (baselines: [String: Baseline], notes: [String]) {
@@ -143,7 +143,11 @@ public struct BaselineFinder: Sendable {
                     source: "results file \(path)",
                     datasetWarning: nil
                 )
-                found[pair.result.pair.runName] = Baseline(info: info, scores: pair.metrics.map(\.score))
+                found[pair.result.pair.runName] = Baseline(
+                    info: info,
+                    scores: pair.metrics.map(\.score),
+                    budgetValues: BudgetValues.compute(run: pair.result.run, results: pair.result.results)
+                )
             }
             let names = Set(results.map(\.pair.runName))
             return (found.filter { names.contains($0.key) }, [])

@@ -244,6 +244,13 @@ public struct PlanResolver: Sendable {
                 description: "gate.thresholds names \(code), which no evaluation measures. Add it to the metrics, or remove the threshold."
             )
         }
+        let budgetCodes = Set(configuration.gate.budgets.keys.map(\.code))
+        for waiver in configuration.gate.waivers where waiver != "*" {
+            let code = waiver.split(separator: "/").last.map(String.init) ?? waiver
+            if !evaluated.contains(code), !budgetCodes.contains(code) {
+                throw ResolutionError(description: "gate.waivers names \(waiver), which no evaluation measures. Remove it, or add the metric.")
+            }
+        }
         for evaluation in configuration.evaluations {
             let codes = Set(evaluation.metrics.map(\.code))
             for code in evaluation.thresholds.keys.sorted() where !codes.contains(code) {
