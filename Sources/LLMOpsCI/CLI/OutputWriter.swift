@@ -36,7 +36,7 @@ struct OutputWriter {
         default:
             if isGitHub {
                 // Untrusted text in the report must not be read as workflow commands.
-                let token = "llmops-" + stableHash(markdown)
+                let token = "llmops-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
                 agent.printOutput("::stop-commands::\(token)\n\(markdown)::\(token)::\n")
             } else {
                 agent.printOutput(markdown)

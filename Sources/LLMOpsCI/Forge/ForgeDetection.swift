@@ -53,7 +53,7 @@ public struct ForgeTarget: Sendable {
 
     private static func detectGitHub(_ value: (String) -> String?, readFile: (String) -> [UInt8]?) -> ForgeTarget {
         let apiURL = value("GITHUB_API_URL") ?? "https://api.github.com"
-        let graphQLURL = value("GITHUB_GRAPHQL_URL") ?? (apiURL.hasSuffix("/api/v3") ? String(apiURL.dropLast(3)) + "graphql" : apiURL + "/graphql")
+        let graphQLURL = value("GITHUB_GRAPHQL_URL") ?? (apiURL.hasSuffix("/api/v3") ? String(apiURL.dropLast(2)) + "graphql" : apiURL + "/graphql")
         let event = value("GITHUB_EVENT_PATH").flatMap(readFile).flatMap { try? JSONValue.parse($0) } ?? .null
         let eventName = value("GITHUB_EVENT_NAME") ?? ""
         let token = value("LLMOPS_GITHUB_TOKEN").map { (Secret($0), "LLMOPS_GITHUB_TOKEN") } ?? value("GITHUB_TOKEN").map { (Secret($0), "GITHUB_TOKEN") }

@@ -61,7 +61,7 @@ public struct JobContext: Sendable {
                 isCI: true
             )
         }
-        let git = GitDirectory(path: directory + "/.git")
+        let git = GitDirectory.find(from: directory)
         return JobContext(
             forge: .local,
             branch: git.branch,
@@ -76,6 +76,29 @@ public struct JobContext: Sendable {
 /// Reads the current branch and commit from a `.git` folder without running git.
 struct GitDirectory {
     let path: String
+
+    /// Finds the `.git` folder of the working tree that contains `directory`, following the
+    /// `gitdir:` file of a linked worktree.
+    static func find(from directory: String) -> GitDirectory {
+        var current = directory == "." ? FileManager.default.currentDirectoryPath : directory
+        for _ in 0..<64 {
+            let candidate = current + "/.git"
+            var isDirectory = false
+            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory) {
+                if !isDirectory, let data = FileManager.default.contents(atPath: candidate) {
+                    let text = String(decoding: data, as: UTF8.self).trimmingCharacters("\n")
+                    if text.hasPrefix("gitdir: ") {
+                        let target = String(text.dropFirst("gitdir: ".count))
+                        return GitDirectory(path: target.hasPrefix("/") ? target : current + "/" + target)
+                    }
+                }
+                return GitDirectory(path: candidate)
+            }
+            guard let slash = current.lastIndex(of: "/"), current != "/" else { break }
+            current = slash == current.startIndex ? "/" : String(current[..<slash])
+        }
+        return GitDirectory(path: directory + "/.git")
+    }
 
     var head: String? {
         read("HEAD")
