@@ -112,6 +112,10 @@ public struct Arguments: Sendable {
         if let format = arguments.format, !formats.contains(format) {
             throw UsageError(description: "--format takes one of \(formats.joined(separator: ", ")), not '\(format)'.")
         }
+        if let mode = arguments.commentMode, Configuration.CommentMode(rawValue: mode) == nil {
+            let modes = Configuration.CommentMode.allCases.map(\.rawValue)
+            throw UsageError(description: "--comment takes one of \(modes.joined(separator: ", ")), not '\(mode)'.")
+        }
         if command == .report, arguments.fromPath == nil {
             throw UsageError(description: "'llmops-ci report' needs --from PATH, the results file of an earlier run.")
         }

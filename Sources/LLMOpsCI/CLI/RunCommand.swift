@@ -10,148 +10,190 @@ struct RunCommand {
     private var environment: AgentEnvironment { agent.environment }
     private var variables: [String: String] { environment.variables }
 
+    /// What every step of one run shares.
+    private struct Job {
+        var configuration: Configuration
+        var logger: Logger
+        var forgeStep: ForgeStep?
+        var context: JobContext
+        var commentKey: String
+        var client: LLMOpsClient
+        var waivers: Set<String>
+        var startedAt: Duration
+        var isGitHub: Bool
+    }
+
     func execute() async -> Int32 {
-        let clock = environment.clock
-        let startedAt = clock.now
+        let startedAt = environment.clock.now
         let logger = agent.makeLogger(verbose: arguments.isVerbose)
-        let isGitHub = variables["GITHUB_ACTIONS"] == "true"
         let configuration: Configuration
         do {
             configuration = try agent.loadConfiguration(arguments)
         } catch {
             return handleConfigurationError(error, logger: logger)
         }
+        let job = prepare(configuration, logger: logger, startedAt: startedAt)
+
+        if job.forgeStep?.target.labels.contains(configuration.report.skipLabel) == true {
+            let message = "Skipped: the pull request has the label '\(configuration.report.skipLabel)', so no evaluation was started."
+            logger.notice(message)
+            OutputWriter(agent: agent, configuration: configuration, logger: logger).writeNotice(message)
+            return ExitCode.passed
+        }
+
+        let plan: (projectID: String, pairs: [PlannedPair])
+        switch await resolvePlan(job) {
+        case .success(let resolved):
+            plan = resolved
+        case .failure(let exit):
+            await job.client.logOut()
+            return exit.code
+        }
+
+        if arguments.isDryRun {
+            printPlan(plan.pairs, projectID: plan.projectID, context: job.context)
+            await describeComment(job.forgeStep, mode: commentMode(configuration), commentKey: job.commentKey)
+            await job.client.logOut()
+            return ExitCode.passed
+        }
+
+        let (decision, reportContext) = await evaluate(plan, job: job)
+        var exitCode = decision.exitCode(warningExitCode: arguments.warningExitCode)
+        let outputs = OutputWriter(agent: agent, configuration: configuration, logger: logger)
+        outputs.write(decision: decision, context: reportContext, exitCode: exitCode, format: arguments.format)
+        await job.client.logOut()
+
+        let isPosted = await publish(decision: decision, context: reportContext, configuration: configuration, forgeStep: job.forgeStep, logger: logger)
+        if !isPosted, configuration.report.requiresComment, exitCode == ExitCode.passed {
+            exitCode = ExitCode.couldNotFinish
+        }
+        return exitCode
+    }
+
+    /// Masks secrets, detects the forge and the job, and reads waiver labels.
+    private func prepare(_ configuration: Configuration, logger: Logger, startedAt: Duration) -> Job {
+        let isGitHub = variables["GITHUB_ACTIONS"] == "true"
+        let forgeStep = ForgeStep(agent: agent, logger: logger, deadline: startedAt + .seconds(configuration.polling.timeoutMinutes * 60 + 300))
         if isGitHub {
             // Masking makes the runner hide these values in every later log line.
             for value in agent.secrets.values {
                 agent.printOutput("::add-mask::\(escapeWorkflowData(value))\n")
             }
         }
-        let forgeStep = ForgeStep(agent: agent, logger: logger, deadline: startedAt + .seconds(configuration.polling.timeoutMinutes * 60 + 300))
-        if isGitHub, let token = forgeStep?.target.token {
-            agent.printOutput("::add-mask::\(escapeWorkflowData(token.value))\n")
-        }
-        let labels = forgeStep?.target.labels ?? []
-        if labels.contains(configuration.report.skipLabel) {
-            let message = "Skipped: the pull request has the label '\(configuration.report.skipLabel)', so no evaluation was started."
-            logger.notice(message)
-            OutputWriter(agent: agent, configuration: configuration, logger: logger).writeNotice(message)
-            return ExitCode.passed
-        }
+
         var waivers: Set<String> = []
-        for label in labels where label == configuration.gate.waiverLabel || label.hasPrefix(configuration.gate.waiverLabel + ":") {
-            let code = label.dropFirst(configuration.gate.waiverLabel.count + 1)
+        let waiverLabel = configuration.gate.waiverLabel
+        for label in forgeStep?.target.labels ?? [] where label == waiverLabel || label.hasPrefix(waiverLabel + ":") {
+            let code = label.dropFirst(waiverLabel.count + 1)
             waivers.insert(code.isEmpty ? "*" : code.uppercased())
         }
-        let progress = ProgressLog { [agent] line in agent.printError(line) }
+
         let context = JobContext.detect(environment: variables)
-        let commentKey = configuration.report.commentKey ?? "\(configuration.path)|\(context.jobName)"
-        let webURL = configuration.report.webURL ?? configuration.server.webURL ?? configuration.server.url
+        return Job(
+            configuration: configuration,
+            logger: logger,
+            forgeStep: forgeStep,
+            context: context,
+            commentKey: configuration.report.commentKey ?? "\(configuration.path)|\(context.jobName)",
+            client: agent.makeClient(configuration, logger: logger),
+            waivers: waivers,
+            startedAt: startedAt,
+            isGitHub: isGitHub
+        )
+    }
 
-        let client = agent.makeClient(configuration, logger: logger)
-        let deadline = startedAt + .seconds(configuration.polling.timeoutMinutes * 60)
+    private struct EarlyExit: Error {
+        var code: Int32
+    }
 
-        // Log in and resolve names: a failure here is a setup problem or an unreachable server.
+    /// Logs in and resolves names; a failure here is a setup problem or an unreachable server.
+    private func resolvePlan(_ job: Job) async -> Result<(projectID: String, pairs: [PlannedPair]), EarlyExit> {
+        let configuration = job.configuration
         let plan: (projectID: String, pairs: [PlannedPair])
         do {
-            try await client.logIn()
-            await warnIfTokenExpiresEarly(client, configuration: configuration, logger: logger)
-            plan = try await PlanResolver(client: client, logger: logger).resolve(configuration)
+            try await job.client.logIn()
+            await warnIfTokenExpiresEarly(job.client, configuration: configuration, logger: job.logger)
+            plan = try await PlanResolver(client: job.client, logger: job.logger).resolve(configuration)
         } catch let error as ResolutionError {
             agent.printError("error: \(error)")
-            await client.logOut()
-            return ExitCode.usageError
+            return .failure(EarlyExit(code: ExitCode.usageError))
         } catch let error as APIError {
-            await client.logOut()
             if error.kind == .unauthorized || error.status == 403 {
                 agent.printError("error: \(error). Check the credentials in server.email/server.password or server.token, and that the user has WRITE access to the project.")
-                return ExitCode.usageError
+                return .failure(EarlyExit(code: ExitCode.usageError))
             }
             agent.printError("error: \(error)")
-            return configuration.gate.infrastructureError == .fail ? ExitCode.couldNotFinish : ExitCode.passed
+            return .failure(EarlyExit(code: configuration.gate.infrastructureError == .fail ? ExitCode.couldNotFinish : ExitCode.passed))
         } catch {
             agent.printError("error: \(error)")
-            await client.logOut()
-            return ExitCode.couldNotFinish
+            return .failure(EarlyExit(code: ExitCode.couldNotFinish))
         }
 
         guard plan.pairs.count <= configuration.report.maxPairs else {
             agent.printError("error: the configuration has \(plan.pairs.count) pairs, more than report.max_pairs (\(configuration.report.maxPairs)). Raise report.max_pairs if that many evaluations are intended.")
-            await client.logOut()
-            return ExitCode.usageError
+            return .failure(EarlyExit(code: ExitCode.usageError))
         }
+        return .success(plan)
+    }
 
-        if arguments.isDryRun {
-            printPlan(plan.pairs, projectID: plan.projectID, context: context)
-            await describeComment(forgeStep, mode: commentMode(configuration), commentKey: commentKey)
-            await client.logOut()
-            return ExitCode.passed
-        }
-
-        if isGitHub {
+    /// Runs every pair, finds the baselines and applies the gate.
+    private func evaluate(_ plan: (projectID: String, pairs: [PlannedPair]), job: Job) async -> (GateDecision, ReportContext) {
+        let configuration = job.configuration
+        let clock = environment.clock
+        let progress = ProgressLog { [agent] line in agent.printError(line) }
+        if job.isGitHub {
             agent.printError("::group::LLMOps evaluations (\(plan.pairs.count) pairs)")
         }
         progress.line("Evaluating \(plan.pairs.count) \(plan.pairs.count == 1 ? "pair" : "pairs") on \(configuration.server.url) (project \(plan.projectID))")
-        let stateFile = RunStateFile(path: arguments.statePath ?? Self.defaultStatePath, server: configuration.server.url)
+
         let orchestrator = Orchestrator(
-            client: client,
+            client: job.client,
             projectID: plan.projectID,
-            context: context,
-            jobIdentity: commentKey,
+            context: job.context,
+            jobIdentity: job.commentKey,
             clock: clock,
             random: environment.random,
-            logger: logger,
+            logger: job.logger,
             progress: progress,
-            stateFile: stateFile,
+            stateFile: RunStateFile(path: arguments.statePath ?? Self.defaultStatePath, server: configuration.server.url),
             options: Orchestrator.Options(
                 schedule: PollSchedule(
                     interval: .seconds(configuration.polling.intervalSeconds),
                     cap: .seconds(configuration.polling.maxIntervalSeconds)
                 ),
-                deadline: deadline,
+                deadline: job.startedAt + .seconds(configuration.polling.timeoutMinutes * 60),
                 maxConcurrent: configuration.polling.maxConcurrent,
                 isFresh: arguments.isFresh
             )
         )
         let results = await orchestrator.evaluate(plan.pairs)
-        let wasInterrupted = Task.isCancelled
 
         var notes: [String] = []
         var baselines: [String: Baseline] = [:]
-        if !wasInterrupted {
-            let finder = BaselineFinder(client: client, projectID: plan.projectID, logger: logger)
-            let found = await finder.baselines(for: results, policy: configuration.gate.regression.baseline, context: context)
+        if !Task.isCancelled {
+            let finder = BaselineFinder(client: job.client, projectID: plan.projectID, logger: job.logger)
+            let found = await finder.baselines(for: results, policy: configuration.gate.regression.baseline, context: job.context)
             baselines = found.baselines
             notes += found.notes
         }
-        if isGitHub {
+        if job.isGitHub {
             agent.printError("::endgroup::")
         }
 
-        var decision = GatePolicy(gate: configuration.gate, waivers: waivers).decide(results, baselines: baselines)
+        var decision = GatePolicy(gate: configuration.gate, waivers: job.waivers).decide(results, baselines: baselines)
         decision.notes += notes
-        var exitCode = decision.exitCode(warningExitCode: arguments.warningExitCode)
         let reportContext = ReportContext(
-            commit: context.commit,
-            branch: context.branch,
-            targetBranch: context.targetBranch,
-            webURL: webURL,
+            commit: job.context.commit,
+            branch: job.context.branch,
+            targetBranch: job.context.targetBranch,
+            webURL: configuration.report.webURL ?? configuration.server.webURL ?? configuration.server.url,
             projectID: plan.projectID,
-            duration: clock.now - startedAt,
+            duration: clock.now - job.startedAt,
             finishedAt: clock.date,
-            commentKey: commentKey,
+            commentKey: job.commentKey,
             worstCases: configuration.report.worstCases
         )
-
-        let outputs = OutputWriter(agent: agent, configuration: configuration, logger: logger)
-        outputs.write(decision: decision, context: reportContext, exitCode: exitCode, format: arguments.format)
-        await client.logOut()
-
-        let isPosted = await publish(decision: decision, context: reportContext, configuration: configuration, forgeStep: forgeStep, logger: logger)
-        if !isPosted, configuration.report.requiresComment, exitCode == ExitCode.passed {
-            exitCode = ExitCode.couldNotFinish
-        }
-        return exitCode
+        return (decision, reportContext)
     }
 
     private func commentMode(_ configuration: Configuration) -> Configuration.CommentMode {

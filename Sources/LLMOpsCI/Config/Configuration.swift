@@ -138,7 +138,7 @@ public struct Configuration: Sendable {
         public init() {}
 
         public var budgets: [BudgetKind: Budget] = [:]
-        /// What a run cancelled on the server (by someone else, or deleted) does to the verdict.
+        /// The outcome of a run cancelled on the server by someone else, or deleted.
         public var cancelledRun: Outcome = .fail
 
         public var thresholds: [String: Threshold] = [:]

@@ -24,7 +24,16 @@ public struct GatePolicy: Sendable {
         let hasFailure = pairs.contains { !$0.isIncomplete && ($0.outcome == .fail || $0.outcome == .noData) }
         let hasIncomplete = pairs.contains { $0.isIncomplete && ($0.outcome == .fail || $0.outcome == .noData) }
         let hasWarning = pairs.contains { $0.outcome != .pass }
-        let overall: GateDecision.Verdict = hasFailure ? .failed : hasIncomplete ? .incomplete : hasWarning ? .warned : .passed
+        let overall: GateDecision.Verdict
+        if hasFailure {
+            overall = .failed
+        } else if hasIncomplete {
+            overall = .incomplete
+        } else if hasWarning {
+            overall = .warned
+        } else {
+            overall = .passed
+        }
         return GateDecision(pairs: pairs, verdict: overall, notes: notes)
     }
 

@@ -21,7 +21,7 @@ public struct Baseline: Sendable {
 ///
 /// A drop larger than `max_drop` fails only when a one-sided Wilcoxon signed-rank test on
 /// the paired per-case scores finds it significant after the Holm correction across every
-/// comparison of the job, so the false-alarm rate holds per job rather than per metric.
+/// comparison of the job, so the false-alarm rate applies per job rather than per metric.
 /// With aggregates only it falls back to the plain rule and says so. The confidence
 /// interval shown is a paired bootstrap whose seed is derived from the two run ids.
 public struct RegressionAnalysis: Sendable {
@@ -130,7 +130,7 @@ public struct RegressionAnalysis: Sendable {
 
     // MARK: Statistics
 
-    /// The percentile bootstrap interval of the mean of `differences` at the configured confidence.
+    /// Returns the percentile bootstrap interval of the mean of `differences` at the configured confidence.
     func bootstrapInterval(_ differences: [Double], seed: UInt64) -> ClosedRange<Double> {
         var generator = SplitMix64(seed: seed)
         let count = differences.count
@@ -151,9 +151,10 @@ public struct RegressionAnalysis: Sendable {
     }
 }
 
-/// The one-sided p-value that the paired differences are centred below zero (a drop), by
-/// the Wilcoxon signed-rank test with its normal approximation, tie correction and
-/// continuity correction; zero differences are dropped.
+/// Returns the one-sided p-value that the paired differences are centred below zero (a drop).
+///
+/// It uses the Wilcoxon signed-rank test with its normal approximation, tie correction and
+/// continuity correction. Zero differences are dropped.
 func wilcoxonLowerTail(_ differences: [Double]) -> Double {
     let nonZero = differences.filter { abs($0) > GatePolicy.tolerance }
     let count = nonZero.count

@@ -223,7 +223,7 @@ public struct Orchestrator: Sendable {
         }
     }
 
-    /// What the server already knows about this pair: a run an earlier attempt of this job
+    /// Looks up what the server has for this pair: a run an earlier attempt of this job
     /// started for the same commit (found by the key in its trigger reference), and how long
     /// earlier completed runs of the same name took.
     private func lookUp(_ pair: PlannedPair, key: String) async throws -> (existing: Run?, history: [Duration]) {
