@@ -198,3 +198,53 @@ import Testing
         #expect(throws: Interpolation.Failure.self) { try interpolation.expand("${A") }
     }
 }
+
+@Suite struct ConfigurationEdgeTests {
+    let minimal = """
+        server:
+          url: https://llmops.example.com
+          token: ${LLMOPS_TOKEN}
+        project: demo
+        evaluations:
+          - name: support-bot
+            dataset: golden-qa
+            metrics: [faithfulness]
+        """
+
+    func load(_ text: String) throws(ConfigError) -> Configuration {
+        try ConfigurationLoader(environment: ["LLMOPS_TOKEN": "token-value-1234"]).load(text: text, path: "llmops.yml")
+    }
+
+    @Test func longFirstIntervalRaisesDefaultCap() throws {
+        let polling = try load(minimal + "\npolling:\n  interval_seconds: 120\n").polling
+
+        #expect(polling.maxIntervalSeconds == 120)
+    }
+
+    @Test(arguments: ["https://api", "https://api/", "https://llmops.example.com/api"])
+    func apiSuffixIsStrippedOnlyAsPath(url: String) throws {
+        let configuration = try load(minimal.replacing("https://llmops.example.com", with: url))
+
+        #expect(!configuration.server.url.hasSuffix("/api"))
+        #expect(configuration.server.url.hasPrefix("https://"))
+    }
+
+    @Test func hostStartingWith127IsNotLoopback() {
+        #expect(!ServerAddress.isLoopback("127.attacker.example"))
+        #expect(ServerAddress.isLoopback("127.0.0.53"))
+    }
+
+    @Test func secretReusedElsewhereIsRedactedInError() throws {
+        let text = minimal + "\npolling:\n  timeout_minutes: ${LLMOPS_TOKEN}\n"
+
+        #expect {
+            _ = try load(text)
+        } throws: { error in
+            !"\(error)".contains("token-value-1234")
+        }
+    }
+
+    @Test func commentFalseMeansOff() throws {
+        #expect(try load(minimal + "\nreport:\n  comment: false\n").report.comment == .off)
+    }
+}

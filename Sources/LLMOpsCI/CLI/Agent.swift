@@ -140,7 +140,9 @@ public struct Agent: Sendable {
         }
         let pairCount = configuration.evaluations.reduce(0) { $0 + $1.datasets.count * max($1.endpoints.count, 1) }
         guard arguments.isOnline else {
-            printOutput("\(configuration.path): valid (\(configuration.evaluations.count) evaluations, \(pairCount) pairs).\n")
+            let evaluations = configuration.evaluations.count == 1 ? "1 evaluation" : "\(configuration.evaluations.count) evaluations"
+            let pairs = pairCount == 1 ? "1 pair" : "\(pairCount) pairs"
+            printOutput("\(configuration.path): valid (\(evaluations), \(pairs)).\n")
             return ExitCode.passed
         }
         let logger = makeLogger(verbose: arguments.isVerbose)

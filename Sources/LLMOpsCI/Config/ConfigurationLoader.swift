@@ -60,7 +60,16 @@ public struct ConfigurationLoader: Sendable {
             throw ConfigError(file: path, message: "the file is empty. The README shows a complete example.")
         }
         var reader = NodeReader(file: path, interpolation: Interpolation(environment: environment))
-        return try reader.configuration(from: root)
+        do {
+            return try reader.configuration(from: root)
+        } catch {
+            // A secret read before the failing key may reappear in a later value's message.
+            var redacted = error
+            for secret in reader.secretValues where secret.count >= 4 {
+                redacted.message = redacted.message.replacing(secret, with: "***")
+            }
+            throw redacted
+        }
     }
 }
 
@@ -165,7 +174,8 @@ struct NodeReader {
             guard case .scalar(let key, _) = keyNode.content else {
                 throw error(keyNode, path, "keys must be plain words, found \(keyNode.kindName).")
             }
-            guard seen.insert(key.uppercased()).inserted else {
+            let normalized = key.uppercased().replacing("-", with: "_").replacing(" ", with: "_")
+            guard seen.insert(normalized).inserted else {
                 throw error(keyNode, "\(path).\(key)", "'\(key)' appears twice; keep one.")
             }
             result.append((key, keyNode, value))
@@ -215,6 +225,9 @@ struct NodeReader {
     }
 
     mutating func string(_ node: YAMLNode, _ path: String, isSecret: Bool = false) throws(ConfigError) -> String {
+        if node.isNull {
+            throw error(node, path, "the value is empty (null); give a value or leave the key out.")
+        }
         let value = try scalar(node, path, isSecret: isSecret)
         guard !value.text.isEmpty else {
             let origin = value.variables.isEmpty ? "" : " (${\(value.variables[0])} is empty)"

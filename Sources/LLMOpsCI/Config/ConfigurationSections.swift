@@ -3,7 +3,7 @@ extension NodeReader {
         let keys = try mapping(root, "", allowed: ConfigKeys.root)
 
         if let versionNode = keys["version"] {
-            let version = try integer(versionNode, "version", range: 1...Int.max)
+            let version = try integer(versionNode, "version", range: Int.min...Int.max)
             guard version == 1 else {
                 throw error(versionNode, "version", "version \(version) is not supported by llmops-ci \(AgentVersion.current); use version: 1.")
             }
@@ -73,7 +73,8 @@ extension NodeReader {
         while url.hasSuffix("/") {
             url.removeLast()
         }
-        if url.hasSuffix("/api") {
+        // The platform's docs give the API root with `/api`; every path the agent sends starts with it.
+        if ServerAddress.path(of: url) == "/api" {
             url.removeLast(4)
         }
 
@@ -294,8 +295,12 @@ extension NodeReader {
         if let value = keys["max_concurrent"] {
             polling.maxConcurrent = try integer(value, "polling.max_concurrent", range: 1...256)
         }
-        if polling.maxIntervalSeconds < polling.intervalSeconds, let value = keys["max_interval_seconds"] {
-            throw error(value, "polling.max_interval_seconds", "\(polling.maxIntervalSeconds) is less than polling.interval_seconds (\(polling.intervalSeconds)); raise it.")
+        if polling.maxIntervalSeconds < polling.intervalSeconds {
+            if let value = keys["max_interval_seconds"] {
+                throw error(value, "polling.max_interval_seconds", "\(polling.maxIntervalSeconds) is less than polling.interval_seconds (\(polling.intervalSeconds)); raise it.")
+            }
+            // Only the first interval was given: the backoff starts there and does not shrink.
+            polling.maxIntervalSeconds = polling.intervalSeconds
         }
         return polling
     }
@@ -449,7 +454,12 @@ extension NodeReader {
         let keys = try mapping(node, "report", allowed: ConfigKeys.report)
         var report = Configuration.Report()
         if let value = keys["comment"] {
-            report.comment = try choice(value, "report.comment", as: Configuration.CommentMode.self)
+            let text = try scalar(value, "report.comment").text.lowercased()
+            if ["false", "no"].contains(text) {
+                report.comment = .off
+            } else {
+                report.comment = try choice(value, "report.comment", as: Configuration.CommentMode.self)
+            }
         }
         if let value = keys["comment_key"] {
             report.commentKey = try string(value, "report.comment_key")
@@ -482,6 +492,9 @@ extension NodeReader {
     private mutating func optionalPath(_ node: YAMLNode?, _ path: String, default value: String?) throws(ConfigError) -> String? {
         guard let node else { return value }
         let text = try string(node, path)
+        if ["true", "yes", "on"].contains(text.lowercased()) {
+            throw error(node, path, "'\(text)' is not a file path; give a path, or false to write no file.")
+        }
         return ["false", "off", "no"].contains(text.lowercased()) ? nil : text
     }
 }
@@ -507,7 +520,22 @@ public enum ServerAddress {
         return String(authority).lowercased()
     }
 
+    /// Returns the path of an http(s) URL, without query or fragment; empty when there is none.
+    public static func path(of url: String) -> String {
+        var rest = Substring(url)
+        if let schemeEnd = rest.firstRange(of: "://") {
+            rest = rest[schemeEnd.upperBound...]
+        }
+        guard let slash = rest.firstIndex(of: "/") else { return "" }
+        return String(rest[slash...].prefix { $0 != "?" && $0 != "#" })
+    }
+
+    /// Whether the host is a loopback name or address: `localhost`, `::1` or an IPv4 address in 127.0.0.0/8.
     public static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host.hasSuffix(".localhost") || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" || host.hasSuffix(".localhost") || host == "::1" {
+            return true
+        }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 }

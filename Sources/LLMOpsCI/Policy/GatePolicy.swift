@@ -130,7 +130,11 @@ public struct GatePolicy: Sendable {
             reasons.append(regression.reason)
             var regressionOutcome = regression.outcome
             if regressionOutcome == .inconclusive {
-                regressionOutcome = self.outcome(of: gate.inconclusive) == .pass ? .pass : .inconclusive
+                switch gate.inconclusive {
+                case .pass: regressionOutcome = .pass
+                case .warn: regressionOutcome = .inconclusive
+                case .fail: regressionOutcome = .fail
+                }
             }
             if isWaived, regressionOutcome == .fail {
                 regressionOutcome = .warn
