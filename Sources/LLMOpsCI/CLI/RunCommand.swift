@@ -203,7 +203,7 @@ struct RunCommand {
     /// Posts the comment and the commit status; returns false when the comment was due but could not be posted.
     private func publish(decision: GateDecision, context: ReportContext, configuration: Configuration, forgeStep: ForgeStep?, logger: Logger) async -> Bool {
         let mode = commentMode(configuration)
-        guard mode != .off else { return true }
+        guard mode != .off || configuration.report.commitStatus else { return true }
         guard let forgeStep else {
             logger.debug("Not running in GitHub Actions or GitLab CI; no comment to post")
             return true
@@ -213,31 +213,10 @@ struct RunCommand {
             logger.notice("No pull request comment: \(reason ?? "no pull request")")
             return reason?.contains("token") != true
         }
-        let publisher = CommentPublisher(
-            forge: client,
-            mode: mode,
-            commentKey: context.commentKey,
-            commit: context.commit,
-            verdict: decision.verdict.rawValue
-        , logger: logger) { budget, history in
-            var withHistory = context
-            withHistory.history = history
-            return agent.secrets.redact(MarkdownReport(decision: decision, context: withHistory).rendered(maxBytes: budget))
-        }
-        let result = await publisher.publish()
+
         var isPosted = true
-        switch result {
-        case .created(let id):
-            logger.notice("Posted the report on \(client.targetDescription)", metadata: ["comment.id": id])
-        case .updated(let id):
-            logger.notice("Updated the report on \(client.targetDescription)", metadata: ["comment.id": id])
-        case .unchanged:
-            logger.notice("The report on \(client.targetDescription) is already up to date")
-        case .skipped(let why):
-            logger.notice("Left the comment alone: \(why)")
-        case .failed(let why):
-            isPosted = false
-            logger.warning("Could not post the report comment; the job summary and the result files have it: \(why)")
+        if mode != .off {
+            isPosted = await postComment(decision: decision, context: context, mode: mode, client: client, logger: logger)
         }
         if configuration.report.commitStatus, let commit = context.commit {
             let description = "\(decision.verdict.rawValue): \(decision.passedCount) passed, \(decision.failedCount) failed, \(decision.warnedCount) warned"
@@ -248,6 +227,35 @@ struct RunCommand {
             }
         }
         return isPosted
+    }
+
+    private func postComment(decision: GateDecision, context: ReportContext, mode: Configuration.CommentMode, client: any ForgeClient, logger: Logger) async -> Bool {
+        let publisher = CommentPublisher(
+            forge: client,
+            mode: mode,
+            commentKey: context.commentKey,
+            commit: context.commit,
+            verdict: decision.verdict.rawValue,
+            logger: logger
+        ) { [agent] budget, history in
+            var withHistory = context
+            withHistory.history = history
+            return agent.secrets.redact(MarkdownReport(decision: decision, context: withHistory).rendered(maxBytes: budget))
+        }
+        switch await publisher.publish() {
+        case .created(let id):
+            logger.notice("Posted the report on \(client.targetDescription)", metadata: ["comment.id": id])
+        case .updated(let id):
+            logger.notice("Updated the report on \(client.targetDescription)", metadata: ["comment.id": id])
+        case .unchanged:
+            logger.notice("The report on \(client.targetDescription) is already up to date")
+        case .skipped(let why):
+            logger.notice("Left the comment alone: \(why)")
+        case .failed(let why):
+            logger.warning("Could not post the report comment; the job summary and the result files have it: \(why)")
+            return false
+        }
+        return true
     }
 
     private func describeComment(_ forgeStep: ForgeStep?, mode: Configuration.CommentMode, commentKey: String) async {

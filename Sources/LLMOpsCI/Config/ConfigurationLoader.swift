@@ -231,7 +231,10 @@ struct NodeReader {
         let value = try scalar(node, path, isSecret: isSecret)
         guard !value.text.isEmpty else {
             let origin = value.variables.isEmpty ? "" : " (${\(value.variables[0])} is empty)"
-            throw error(node, path, "the value is empty\(origin); give a value or leave the key out.")
+            var failure = error(node, path, "the value is empty\(origin); give a value or leave the key out.")
+            // CI systems pass a secret that a job may not see as an empty string.
+            failure.unsetVariable = value.variables.first
+            throw failure
         }
         return value.text
     }

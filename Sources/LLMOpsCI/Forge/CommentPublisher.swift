@@ -64,7 +64,12 @@ public struct CommentPublisher: Sendable {
             }
         }
 
-        let existing = try await ours()
+        let author = try await forge.viewer()
+        return try await publish(as: author)
+    }
+
+    private func publish(as author: String?) async throws -> Result {
+        let existing = try await ours(author: author)
         let history = history(from: existing.last)
         var body = render(forge.maxCommentBytes, history)
 
@@ -76,7 +81,7 @@ public struct CommentPublisher: Sendable {
                 return try await forge.createComment(body: body)
             } catch let error as ForgeError where error.kind == .transient {
                 // The comment may exist although the answer was lost; look before posting again.
-                if let posted = try await ours().first(where: { $0.body == body }) {
+                if let posted = try await ours(author: author).first(where: { $0.body == body }) {
                     return posted
                 }
                 throw error
@@ -102,7 +107,7 @@ public struct CommentPublisher: Sendable {
         case .update, .updateOrNewOnChange:
             guard let first = existing.first else {
                 let created = try await create()
-                return .created(try await removeRaceDuplicates(keeping: created, body: body))
+                return .created(try await removeRaceDuplicates(keeping: created, body: body, author: author))
             }
             if mode == .updateOrNewOnChange, markerField("verdict", of: existing.last?.body ?? "") != verdict {
                 for comment in existing {
@@ -128,13 +133,23 @@ public struct CommentPublisher: Sendable {
     }
 
     /// Our comments for this key, oldest first.
-    private func ours() async throws -> [ForgeComment] {
-        try await forge.comments().filter { !$0.isSystem && $0.body.hasPrefix(markerPrefix) }
+    ///
+    /// A person's comment that quotes our marker is not ours: when the token can name its
+    /// account, only that account's comments count, and otherwise only bot comments
+    /// (`GITHUB_TOKEN` and app tokens comment as bots and cannot ask who they are).
+    private func ours(author: String?) async throws -> [ForgeComment] {
+        try await forge.comments().filter { comment in
+            guard !comment.isSystem, comment.body.hasPrefix(markerPrefix) else { return false }
+            if let author {
+                return comment.author == author
+            }
+            return comment.isAuthorBot || comment.author == nil
+        }
     }
 
     /// When two jobs raced and both created a comment, keeps the oldest and deletes the rest.
-    private func removeRaceDuplicates(keeping created: ForgeComment, body: String) async throws -> String {
-        let current = try await ours()
+    private func removeRaceDuplicates(keeping created: ForgeComment, body: String, author: String?) async throws -> String {
+        let current = try await ours(author: author)
         guard current.count > 1, let oldest = current.first else { return created.id }
         if oldest.id != created.id {
             try await forge.updateComment(id: oldest.id, body: body)

@@ -5,6 +5,19 @@ public struct ForgeComment: Sendable, Equatable {
     public var nodeID: String?
     public var body: String
     public var isSystem: Bool
+    /// The author's login (GitHub) or username (GitLab).
+    public var author: String?
+    /// Whether the author is a bot account, as `GITHUB_TOKEN` and app tokens are.
+    public var isAuthorBot: Bool
+
+    public init(id: String, nodeID: String? = nil, body: String, isSystem: Bool = false, author: String? = nil, isAuthorBot: Bool = false) {
+        self.id = id
+        self.nodeID = nodeID
+        self.body = body
+        self.isSystem = isSystem
+        self.author = author
+        self.isAuthorBot = isAuthorBot
+    }
 }
 
 /// What the forge says about the pull or merge request right now.
@@ -48,6 +61,8 @@ public protocol ForgeClient: Sendable {
     var maxCommentBytes: Int { get }
     var canHideComments: Bool { get }
     func pullRequestState() async throws -> PullRequestState
+    /// The account the token acts as, or nil when the token may not ask (GitHub's `GITHUB_TOKEN`).
+    func viewer() async throws -> String?
     /// Every comment of the pull request, oldest first, across all pages.
     func comments() async throws -> [ForgeComment]
     func createComment(body: String) async throws -> ForgeComment

@@ -25,6 +25,14 @@ struct GitHubForge: ForgeClient {
         )
     }
 
+    func viewer() async throws -> String? {
+        do {
+            return try await http.send("GET", "\(apiURL)/user").json["login"].string
+        } catch let error as ForgeError where error.kind == .forbidden || error.kind == .notFound || error.kind == .unauthorized {
+            return nil
+        }
+    }
+
     func comments() async throws -> [ForgeComment] {
         var url: String? = "\(apiURL)/repos/\(repositoryPath)/issues/\(number)/comments?per_page=100"
         var comments: [ForgeComment] = []
@@ -40,7 +48,13 @@ struct GitHubForge: ForgeClient {
 
     private func comment(_ json: JSONValue) -> ForgeComment? {
         guard let id = json["id"].string else { return nil }
-        return ForgeComment(id: id, nodeID: json["node_id"].string, body: json["body"].string ?? "", isSystem: false)
+        return ForgeComment(
+            id: id,
+            nodeID: json["node_id"].string,
+            body: json["body"].string ?? "",
+            author: json["user"]["login"].string,
+            isAuthorBot: json["user"]["type"].string == "Bot"
+        )
     }
 
     func createComment(body: String) async throws -> ForgeComment {

@@ -21,6 +21,14 @@ struct GitLabForge: ForgeClient {
         )
     }
 
+    func viewer() async throws -> String? {
+        do {
+            return try await http.send("GET", "\(apiURL)/user").json["username"].string
+        } catch let error as ForgeError where error.kind == .forbidden || error.kind == .notFound || error.kind == .unauthorized {
+            return nil
+        }
+    }
+
     func comments() async throws -> [ForgeComment] {
         var page: String? = "1"
         var comments: [ForgeComment] = []
@@ -39,7 +47,13 @@ struct GitLabForge: ForgeClient {
 
     private func note(_ json: JSONValue) -> ForgeComment? {
         guard let id = json["id"].string else { return nil }
-        return ForgeComment(id: id, nodeID: nil, body: json["body"].string ?? "", isSystem: json["system"].bool ?? false)
+        return ForgeComment(
+            id: id,
+            body: json["body"].string ?? "",
+            isSystem: json["system"].bool ?? false,
+            author: json["author"]["username"].string,
+            isAuthorBot: json["author"]["bot"].bool ?? false
+        )
     }
 
     func createComment(body: String) async throws -> ForgeComment {
