@@ -12,6 +12,7 @@ import Synchronization
 public struct CurlTransport: HTTPTransport {
     private let settings: TransportSettings
     private let caBundlePath: String?
+    private let hasTrustStore: Bool
 
     public init(settings: TransportSettings, environment: [String: String]) {
         Self.initializeLibrary
@@ -22,6 +23,10 @@ public struct CurlTransport: HTTPTransport {
             fileExists: { FileManager.default.fileExists(atPath: $0) },
             libraryDefault: Self.libraryDefaultBundle
         )
+        let certificateFolder = (try? FileManager.default.contentsOfDirectory(atPath: "/etc/ssl/certs")) ?? []
+        hasTrustStore = caBundlePath != nil
+            || Self.libraryDefaultBundle.map { FileManager.default.fileExists(atPath: $0) } == true
+            || !certificateFolder.isEmpty
     }
 
     private static let initializeLibrary: Void = {
@@ -34,7 +39,7 @@ public struct CurlTransport: HTTPTransport {
     }()
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let transfer = Transfer(request: request, settings: settings, caBundlePath: caBundlePath)
+        let transfer = Transfer(request: request, settings: settings, caBundlePath: caBundlePath, hasTrustStore: hasTrustStore)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 DispatchQueue.global().async {
@@ -52,15 +57,17 @@ private final class Transfer: @unchecked Sendable {
     let request: HTTPRequest
     let settings: TransportSettings
     let caBundlePath: String?
+    let hasTrustStore: Bool
     let isCancelled = Atomic<Bool>(false)
     var body: [UInt8] = []
     var headerLines: [String] = []
     var exceededLimit = false
 
-    init(request: HTTPRequest, settings: TransportSettings, caBundlePath: String?) {
+    init(request: HTTPRequest, settings: TransportSettings, caBundlePath: String?, hasTrustStore: Bool) {
         self.request = request
         self.settings = settings
         self.caBundlePath = caBundlePath
+        self.hasTrustStore = hasTrustStore
     }
 
     func perform() -> Result<HTTPResponse, Error> {
@@ -187,6 +194,13 @@ private final class Transfer: @unchecked Sendable {
             return TransportError(kind: .timedOut, detail: "The request to \(host) timed out: \(reason).")
         case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM,
             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CIPHER:
+            guard hasTrustStore else {
+                return TransportError(
+                    kind: .tlsFailed,
+                    detail: "TLS with \(host) failed: No trust store found. None of \(CertificateAuthorities.wellKnownBundles.joined(separator: ", ")) exists "
+                        + "and SSL_CERT_FILE is not set. Install ca-certificates in the job image, or set SSL_CERT_FILE or server.ca_bundle to a PEM bundle."
+                )
+            }
             return TransportError(
                 kind: .tlsFailed,
                 detail: "TLS with \(host) failed: \(reason). If the server uses a private certificate authority, "

@@ -1,6 +1,7 @@
 """Fixtures for the end-to-end tests: the real llmops-ci binary against the bundled fake
 servers, each started on a free loopback port for the test that needs it."""
 
+import functools
 import json
 import os
 import pathlib
@@ -17,6 +18,7 @@ FAKES = ROOT / "fakes"
 PASSWORD = "canary-Pa55#word: x"
 
 
+@functools.lru_cache(maxsize=None)
 def binary_path():
     configured = os.environ.get("LLMOPS_CI_BINARY")
     if configured:

@@ -19,7 +19,7 @@ import Testing
         await #expect {
             _ = try await client(transport).startEvaluation(projectID: "p", body: ["name": "x"])
         } throws: { error in
-            "\(error)" == "POST /api/projects/p/evaluations returned 400 EVALUATION_VALIDATION_ERROR: Dataset has no test cases"
+            "\(error)" == "POST /api/projects/p/evaluations returned 400 EVALUATION_VALIDATION_ERROR: Dataset has no test cases."
         }
     }
 

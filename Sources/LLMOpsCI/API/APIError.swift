@@ -40,6 +40,6 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         } else {
             text += " failed: \(message)"
         }
-        return text
+        return text.hasSuffix(".") ? text : text + "."
     }
 }

@@ -34,7 +34,8 @@ func expiryOfJWT(_ token: String) -> Date? {
         base64 += "="
     }
     guard let data = Data(base64Encoded: String(base64)), let claims = try? JSONValue.parse(Array(data)) else { return nil }
-    return claims["exp"].double.map { Date(timeIntervalSince1970: $0) }
+    guard let expiry = claims["exp"].double, expiry.isFinite, expiry > 0, expiry < 253_402_300_799 else { return nil }
+    return Date(timeIntervalSince1970: expiry)
 }
 
 /// Serialises token renewal, so that concurrent requests that see an expired token cause

@@ -103,11 +103,10 @@ public final class LLMOpsClient: Sendable {
         if case .token = credentials {
             throw APIError(
                 kind: .unauthorized,
-                method: "GET",
-                path: "/api",
-                status: 401,
-                message: "the server refused server.token, which cannot be renewed. Use a fresh token, "
-                    + "or configure server.email and server.password so that the agent can log in again."
+                method: "POST",
+                path: "/api/auth/refresh",
+                message: "the server refused server.token, and a ready token cannot be renewed. Use a fresh token, "
+                    + "or configure server.email and server.password so that the agent can log in again"
             )
         }
         return try await freshLogin()
@@ -294,6 +293,7 @@ public final class LLMOpsClient: Sendable {
             let response: HTTPResponse
             do {
                 response = try await transport.send(request)
+                logger.debug("Sent request", metadata: ["request": "\(method) \(request.pathForDisplay)", "status": String(response.status)])
             } catch let error as TransportError {
                 if error.kind == .cancelled {
                     throw APIError(kind: .cancelled, method: method, path: path, message: "the job was cancelled")

@@ -50,7 +50,8 @@ public struct Arguments: Sendable {
         }
         guard let command = Command(rawValue: first), command != .help, command != .version else {
             var message = "unknown command '\(first)'."
-            if let suggestion = closestMatch(to: first, in: ["run", "validate", "report", "cancel"]) {
+            let candidates = first.hasPrefix("-") ? ["--version", "--help"] : ["run", "validate", "report", "cancel"]
+            if let suggestion = closestMatch(to: first, in: candidates) {
                 message += " Did you mean '\(suggestion)'?"
             }
             throw UsageError(description: message + " Run 'llmops-ci --help' for the commands.")

@@ -76,8 +76,9 @@ struct RunCommand {
         let forgeStep = ForgeStep(agent: agent, logger: logger, deadline: startedAt + .seconds(configuration.polling.timeoutMinutes * 60 + 300))
         if isGitHub {
             // Masking makes the runner hide these values in every later log line.
+            // These lines must carry the secret itself, so they bypass redaction.
             for value in agent.secrets.values {
-                agent.printOutput("::add-mask::\(escapeWorkflowData(value))\n")
+                environment.standardOutput("::add-mask::\(escapeWorkflowData(value))\n")
             }
         }
 
@@ -118,8 +119,9 @@ struct RunCommand {
             agent.printError("error: \(error)")
             return .failure(EarlyExit(code: ExitCode.usageError))
         } catch let error as APIError {
-            if error.kind == .unauthorized || error.status == 403 {
-                agent.printError("error: \(error). Check the credentials in server.email/server.password or server.token, and that the user has WRITE access to the project.")
+            let isLoginRejected = error.path.hasPrefix("/api/auth/") && (400..<500).contains(error.status ?? 0)
+            if error.kind == .unauthorized || error.status == 403 || isLoginRejected {
+                agent.printError("error: \(error) Check the credentials in server.email/server.password or server.token, and that the user has WRITE access to the project.")
                 return .failure(EarlyExit(code: ExitCode.usageError))
             }
             agent.printError("error: \(error)")
@@ -142,7 +144,7 @@ struct RunCommand {
         let clock = environment.clock
         let progress = ProgressLog { [agent] line in agent.printError(line) }
         if job.isGitHub {
-            agent.printError("::group::LLMOps evaluations (\(plan.pairs.count) pairs)")
+            agent.printError("::group::LLMOps evaluations (\(plan.pairs.count) \(plan.pairs.count == 1 ? "pair" : "pairs"))")
         }
         progress.line("Evaluating \(plan.pairs.count) \(plan.pairs.count == 1 ? "pair" : "pairs") on \(configuration.server.url) (project \(plan.projectID))")
 
@@ -163,7 +165,8 @@ struct RunCommand {
                 ),
                 deadline: job.startedAt + .seconds(configuration.polling.timeoutMinutes * 60),
                 maxConcurrent: configuration.polling.maxConcurrent,
-                isFresh: arguments.isFresh
+                isFresh: arguments.isFresh,
+                lateStartGrace: .seconds(min(configuration.server.requestTimeoutSeconds + 5, 60))
             )
         )
         let results = await orchestrator.evaluate(plan.pairs)

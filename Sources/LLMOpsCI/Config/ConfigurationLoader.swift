@@ -54,7 +54,7 @@ public struct ConfigurationLoader: Sendable {
         do {
             root = try YAMLParser.parse(text)
         } catch {
-            throw ConfigError(file: path, line: error.line, column: error.column, message: error.message)
+            throw ConfigError(file: path, line: error.line, column: error.column, keyPath: keyNear(line: error.line, in: text), message: explain(error.message))
         }
         guard let root, !root.isNull else {
             throw ConfigError(file: path, message: "the file is empty. The README shows a complete example.")
@@ -66,11 +66,35 @@ public struct ConfigurationLoader: Sendable {
             // A secret read before the failing key may reappear in a later value's message.
             var redacted = error
             for secret in reader.secretValues where secret.count >= 4 {
-                redacted.message = redacted.message.replacing(secret, with: "***")
+                redacted.message = redacted.message.replacing(secret, with: "[redacted]")
             }
             throw redacted
         }
     }
+}
+
+/// Returns the key written on a line, such as `email` in `  email: x`, to point at the spot of a syntax error.
+private func keyNear(line: Int, in text: String) -> String {
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    guard line >= 1, line <= lines.count else { return "" }
+    let content = lines[line - 1].drop { $0 == " " || $0 == "-" }
+    guard let colon = content.firstIndex(of: ":") else { return "" }
+    let key = content[..<colon]
+    return key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" } ? String(key) : ""
+}
+
+/// Adds the usual cause to libyaml's terse messages.
+private func explain(_ message: String) -> String {
+    if message.contains("mapping values are not allowed") {
+        return message + ". Check the indentation of this line against the line above, and quote a value that contains ': '."
+    }
+    if message.contains("did not find expected key") || message.contains("could not find expected ':'") {
+        return message + ". Check the indentation, and that each key ends with ':'."
+    }
+    if message.contains("found character that cannot start any token") {
+        return message + ". YAML does not allow tabs for indentation; use spaces."
+    }
+    return message + "."
 }
 
 /// The keys each mapping accepts; the JSON Schema in `schema/llmops.schema.json` lists the same.

@@ -227,6 +227,7 @@ public struct GatePolicy: Sendable {
 /// Formats a score with up to four decimals and no trailing zeros beyond two.
 public func format(_ value: Double) -> String {
     guard value.isFinite else { return "—" }
+    guard abs(value) < 1e15 else { return String(value) }
     if abs(value) >= 1000 || value == value.rounded() && abs(value) >= 10 {
         return String(Int(value.rounded()))
     }

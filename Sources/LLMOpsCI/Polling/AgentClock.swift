@@ -32,7 +32,11 @@ extension Duration {
         return Double(whole) + Double(fraction) / 1e18
     }
 
+    /// Converts seconds to a duration, clamped to about 31 years so that a hostile number
+    /// from a server (a rate-limit reset, a token expiry) cannot overflow.
     public static func seconds(_ value: Double) -> Duration {
-        .milliseconds(Int64((value * 1000).rounded()))
+        guard value.isFinite else { return value > 0 ? .seconds(Int64(1e9)) : .zero }
+        let clamped = min(max(value, -1e9), 1e9)
+        return .milliseconds(Int64((clamped * 1000).rounded()))
     }
 }

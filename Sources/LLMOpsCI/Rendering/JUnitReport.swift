@@ -89,7 +89,7 @@ public enum TextReport {
         case .warned: verdictOutcome = .warn
         case .failed, .incomplete: verdictOutcome = .fail
         }
-        lines.append(paint("LLMOps evaluation: \(decision.verdict.rawValue)", verdictOutcome) + " (\(decision.pairs.count) pairs: \(decision.passedCount) passed, \(decision.warnedCount) warned, \(decision.failedCount) failed)")
+        lines.append(paint("LLMOps evaluation: \(decision.verdict.rawValue)", verdictOutcome) + " (\(decision.pairs.count) \(decision.pairs.count == 1 ? "pair" : "pairs"): \(decision.passedCount) passed, \(decision.warnedCount) warned, \(decision.failedCount) failed)")
         for pair in decision.pairs {
             lines.append("  " + paint(pair.outcome.rawValue.uppercased(), pair.outcome) + "  " + sanitized(pair.result.pair.label))
             if let problem = pair.problem {

@@ -10,12 +10,14 @@ public enum MarkdownEscaping {
         if let maxCharacters {
             source = shorten(source, to: maxCharacters)
         }
+        // Escaping works on Unicode scalars, not characters: a combining mark after `|` forms
+        // one character with it, but markdown still reads the `|`.
         var output = ""
         output.reserveCapacity(source.utf8.count)
         var isLineStart = true
-        for character in source {
-            switch character {
-            case "\n", "\r", "\r\n", "\u{2028}", "\u{2029}":
+        for scalar in source.unicodeScalars {
+            switch scalar {
+            case "\n", "\r", "\u{2028}", "\u{2029}":
                 output += " "
             case "|": output += "\\|"
             case "\\": output += "\\\\"
@@ -34,10 +36,10 @@ public enum MarkdownEscaping {
             case "!": output += "\\!"
             case "$": output += "&#36;"
             default:
-                if character.unicodeScalars.allSatisfy({ $0.value < 0x20 || $0.value == 0x7F }) {
+                if scalar.value < 0x20 || scalar.value == 0x7F {
                     output += " "
                 } else {
-                    output.append(character)
+                    output.unicodeScalars.append(scalar)
                 }
             }
             isLineStart = false

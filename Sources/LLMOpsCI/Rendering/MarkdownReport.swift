@@ -236,7 +236,7 @@ public struct MarkdownReport: Sendable {
         }
         var text = format(mean)
         if let passRate = score.passRate {
-            text += " (\(Int((passRate * 100).rounded()))% pass)"
+            text += " (\(Int((min(max(passRate, 0), 1) * 100).rounded()))% pass)"
         }
         if score.scoredCases < score.totalCases {
             text += " · \(score.scoredCases) of \(score.totalCases) scored"

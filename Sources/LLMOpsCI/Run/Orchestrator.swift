@@ -10,12 +10,15 @@ public struct Orchestrator: Sendable {
         public var maxConcurrent: Int
         /// Start new runs even when an earlier attempt of this job left one for the same commit.
         public var isFresh: Bool
+        /// How long a start request that timed out may still create a run on the server.
+        public var lateStartGrace: Duration
 
-        public init(schedule: PollSchedule, deadline: Duration, maxConcurrent: Int, isFresh: Bool) {
+        public init(schedule: PollSchedule, deadline: Duration, maxConcurrent: Int, isFresh: Bool, lateStartGrace: Duration = .seconds(60)) {
             self.schedule = schedule
             self.deadline = deadline
             self.maxConcurrent = maxConcurrent
             self.isFresh = isFresh
+            self.lateStartGrace = lateStartGrace
         }
     }
 
@@ -81,12 +84,12 @@ public struct Orchestrator: Sendable {
                 }
             }
         }
-        await cancelUnfinishedRuns(reason: Task.isCancelled ? "the job was cancelled" : nil)
+        await cancelUnfinishedRuns(reason: Task.isCancelled ? "the job was cancelled" : "this job could no longer follow the run")
         return results.enumerated().map { index, result in result ?? PairResult(pair: pairs[index], state: .interrupted) }
     }
 
     /// Cancels, on the server, every run this job started that has not ended.
-    public func cancelUnfinishedRuns(reason: String?) async {
+    public func cancelUnfinishedRuns(reason: String) async {
         let unfinished = stateFile.unfinished
         guard !unfinished.isEmpty else { return }
         // A cancelled task cannot send requests, so the clean-up runs in a task of its own.
@@ -97,7 +100,7 @@ public struct Orchestrator: Sendable {
                         do {
                             try await client.cancel(runID: entry.runID)
                             stateFile.recordFinished(runID: entry.runID)
-                            logger.notice("Cancelled the run on the server", metadata: ["pair": entry.label, "run.id": entry.runID, "reason": reason ?? "deadline"])
+                            logger.notice("Cancelled the run on the server", metadata: ["pair": entry.label, "run.id": entry.runID, "reason": reason])
                         } catch {
                             logger.warning("Could not cancel the run", metadata: ["pair": entry.label, "run.id": entry.runID, "error": "\(error)"])
                         }
@@ -115,6 +118,7 @@ public struct Orchestrator: Sendable {
         var history: [Duration] = []
         var run: Run
         var isAttached = false
+        var mayHaveLateDuplicate = false
         do {
             let lookup = try await lookUp(pair, key: key)
             history = lookup.history
@@ -123,7 +127,7 @@ public struct Orchestrator: Sendable {
                 isAttached = true
                 progress.pair(pair.label, "attached to run #\(existing.runNumber.map(String.init) ?? "?") (\(existing.status)) from an earlier attempt of this job")
             } else {
-                run = try await start(pair, reference: reference, key: key)
+                (run, mayHaveLateDuplicate) = try await start(pair, reference: reference, key: key)
                 progress.pair(pair.label, "started run #\(run.runNumber.map(String.init) ?? "?")")
             }
         } catch is CancellationError {
@@ -195,6 +199,14 @@ public struct Orchestrator: Sendable {
         }
         stateFile.recordFinished(runID: run.id)
         let duration = clock.now - startedAt
+        if mayHaveLateDuplicate {
+            // Give a late start request time to land, so that its run can be found and cancelled.
+            let waited = clock.now - startedAt
+            if waited < options.lateStartGrace {
+                try? await clock.sleep(for: options.lateStartGrace - waited)
+            }
+            await cancelDuplicates(of: pair, key: key, keeping: run.id)
+        }
 
         switch run.status {
         case .failed:
@@ -254,20 +266,41 @@ public struct Orchestrator: Sendable {
 
     /// Starts the pair's run. The request is not idempotent, so after an ambiguous failure
     /// the agent looks for the run the request may have created before trying again.
-    private func start(_ pair: PlannedPair, reference: String, key: String) async throws -> Run {
+    private func start(_ pair: PlannedPair, reference: String, key: String) async throws -> (run: Run, mayHaveLateDuplicate: Bool) {
         let body = pair.startRequest(triggerReference: reference)
         var attempt = 0
+        var mayHaveLateDuplicate = false
         while true {
             do {
-                return try await client.startEvaluation(projectID: projectID, body: body)
+                return (try await client.startEvaluation(projectID: projectID, body: body), mayHaveLateDuplicate)
             } catch let error as APIError where isAmbiguous(error) && attempt < 3 {
                 attempt += 1
+                // A request that timed out may still be processed; a refused or rejected one is not.
+                mayHaveLateDuplicate = mayHaveLateDuplicate || error.status == 504 || error.message.contains("timed out")
                 logger.debug("Start request failed ambiguously; looking for the run before retrying", metadata: ["pair": pair.label, "error": "\(error)"])
                 try await clock.sleep(for: Backoff(base: .seconds(1), cap: .seconds(8)).delay(forAttempt: attempt, random: random.unit()))
                 if let existing = try await lookUp(pair, key: key).existing {
-                    return existing
+                    return (existing, mayHaveLateDuplicate)
                 }
             }
+        }
+    }
+
+    /// Cancels runs of this pair and job other than `keeping`: a start request that timed out
+    /// may still have created a run after the agent started another one.
+    private func cancelDuplicates(of pair: PlannedPair, key: String, keeping runID: String) async {
+        do {
+            let page = try await client.runs(projectID: projectID, search: pair.runName, status: nil, page: 0, size: 20)
+            for item in page.content where item["name"].string == pair.runName && item["id"].string != runID {
+                let status = RunStatus(item["status"].string)
+                guard status == .pending || status == .running, let id = item["id"].string else { continue }
+                let duplicate = try await client.run(id: id)
+                guard TriggerReference.parse(duplicate.triggerReference)?.key == key else { continue }
+                try await client.cancel(runID: id)
+                logger.notice("Cancelled a duplicate run left by a start request that timed out", metadata: ["pair": pair.label, "run.id": id])
+            }
+        } catch {
+            logger.warning("Could not check for duplicate runs", metadata: ["pair": pair.label, "error": "\(error)"])
         }
     }
 

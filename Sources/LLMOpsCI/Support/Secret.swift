@@ -19,20 +19,26 @@ public final class SecretRegistry: Sendable {
 
     public init() {}
 
+    /// Registers a secret and its percent-encoded form, which appears in logged URLs.
     public func register(_ value: String) {
         guard value.count >= 4 else { return }
-        storage.withLock { _ = $0.insert(value) }
+        let encoded = percentEncode(value)
+        storage.withLock { values in
+            values.insert(value)
+            values.insert(encoded)
+        }
     }
 
     public var values: [String] {
         storage.withLock { Array($0) }.sorted { $0.count > $1.count }
     }
 
-    /// Returns `text` with every registered secret replaced by `***`.
+    /// Returns `text` with every registered secret replaced by `[redacted]`, a mark that
+    /// stays plain text in markdown.
     public func redact(_ text: String) -> String {
         var result = text
         for value in values where result.contains(value) {
-            result = result.replacing(value, with: "***")
+            result = result.replacing(value, with: "[redacted]")
         }
         return result
     }
