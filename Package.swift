@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// A release build links libcurl, OpenSSL, zlib and libyaml statically and passes the
-// archives to the linker itself (scripts/build-release.sh). Development builds and tests
+// A release build links libcurl, c-ares, OpenSSL, zlib and libyaml statically and passes the
+// archives to the linker itself (scripts/build-release). Development builds and tests
 // link Debian's shared libraries.
 let linksStaticDependencies = Context.environment["STATIC_DEPS"] != nil
 
