@@ -100,7 +100,7 @@ final class ScriptedServer: @unchecked Sendable {
         let orchestrator = Orchestrator(
             client: client,
             projectID: "p",
-            context: JobContext(forge: .local, branch: "feature", commit: "abc", targetBranch: "main", jobName: "job", isCI: true),
+            context: JobContext(forge: .local, branch: "feature", commit: "abc", targetBranch: "main", jobName: "job"),
             jobIdentity: "job",
             clock: server.clock,
             random: RandomSource { 0.5 },

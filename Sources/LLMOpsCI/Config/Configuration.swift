@@ -50,8 +50,6 @@ public struct Configuration: Sendable {
         public var metrics: [Metric]
         public var thresholds: [String: Threshold]
         public var label: String?
-        /// Line of the entry in the file, for messages.
-        public var line: Int
     }
 
     public struct Polling: Sendable {

@@ -209,8 +209,7 @@ extension NodeReader {
                     judge: judge,
                     metrics: metrics,
                     thresholds: thresholds,
-                    label: label,
-                    line: item.line
+                    label: label
                 )
             )
         }

@@ -13,15 +13,13 @@ public struct JobContext: Sendable {
     public var targetBranch: String?
     /// Identifies this job among the jobs of one repository: workflow and job names.
     public var jobName: String
-    public var isCI: Bool
 
-    public init(forge: Forge, branch: String?, commit: String?, targetBranch: String?, jobName: String, isCI: Bool) {
+    public init(forge: Forge, branch: String?, commit: String?, targetBranch: String?, jobName: String) {
         self.forge = forge
         self.branch = branch
         self.commit = commit
         self.targetBranch = targetBranch
         self.jobName = jobName
-        self.isCI = isCI
     }
 
     /// Reads the context from the predefined variables of GitHub Actions or GitLab CI, else
@@ -47,8 +45,7 @@ public struct JobContext: Sendable {
                 branch: headBranch ?? value("GITHUB_REF_NAME"),
                 commit: value("LLMOPS_HEAD_SHA") ?? head ?? value("GITHUB_SHA"),
                 targetBranch: value("GITHUB_BASE_REF") ?? event["pull_request"]["base"]["ref"].string ?? mergeGroupBase,
-                jobName: [value("GITHUB_WORKFLOW"), value("GITHUB_JOB")].compactMap { $0 }.joined(separator: "/"),
-                isCI: true
+                jobName: [value("GITHUB_WORKFLOW"), value("GITHUB_JOB")].compactMap { $0 }.joined(separator: "/")
             )
         }
         if value("GITLAB_CI") == "true" {
@@ -57,8 +54,7 @@ public struct JobContext: Sendable {
                 branch: value("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") ?? value("CI_COMMIT_REF_NAME"),
                 commit: value("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA") ?? value("CI_COMMIT_SHA"),
                 targetBranch: value("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
-                jobName: value("CI_JOB_NAME") ?? "job",
-                isCI: true
+                jobName: value("CI_JOB_NAME") ?? "job"
             )
         }
         let git = GitDirectory.find(from: directory)
@@ -67,8 +63,7 @@ public struct JobContext: Sendable {
             branch: git.branch,
             commit: git.commit,
             targetBranch: nil,
-            jobName: "local",
-            isCI: value("CI") == "true"
+            jobName: "local"
         )
     }
 }
