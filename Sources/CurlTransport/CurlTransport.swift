@@ -13,6 +13,8 @@ public struct CurlTransport: HTTPTransport {
     private let settings: TransportSettings
     private let caBundlePath: String?
     private let hasTrustStore: Bool
+    /// The proxy variable in effect, named in connection errors; its value may hold credentials.
+    private let proxyVariable: String?
 
     public init(settings: TransportSettings, environment: [String: String]) {
         Self.initializeLibrary
@@ -24,6 +26,7 @@ public struct CurlTransport: HTTPTransport {
             libraryDefault: Self.libraryDefaultBundle
         )
         let certificateFolder = (try? FileManager.default.contentsOfDirectory(atPath: "/etc/ssl/certs")) ?? []
+        proxyVariable = ["https_proxy", "HTTPS_PROXY", "http_proxy", "all_proxy", "ALL_PROXY"].first { !(environment[$0] ?? "").isEmpty }
         hasTrustStore = caBundlePath != nil
             || Self.libraryDefaultBundle.map { FileManager.default.fileExists(atPath: $0) } == true
             || !certificateFolder.isEmpty
@@ -39,7 +42,7 @@ public struct CurlTransport: HTTPTransport {
     }()
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let transfer = Transfer(request: request, settings: settings, caBundlePath: caBundlePath, hasTrustStore: hasTrustStore)
+        let transfer = Transfer(request: request, settings: settings, caBundlePath: caBundlePath, hasTrustStore: hasTrustStore, proxyVariable: proxyVariable)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 DispatchQueue.global().async {
@@ -58,16 +61,18 @@ private final class Transfer: @unchecked Sendable {
     let settings: TransportSettings
     let caBundlePath: String?
     let hasTrustStore: Bool
+    let proxyVariable: String?
     let isCancelled = Atomic<Bool>(false)
     var body: [UInt8] = []
     var headerLines: [String] = []
     var exceededLimit = false
 
-    init(request: HTTPRequest, settings: TransportSettings, caBundlePath: String?, hasTrustStore: Bool) {
+    init(request: HTTPRequest, settings: TransportSettings, caBundlePath: String?, hasTrustStore: Bool, proxyVariable: String?) {
         self.request = request
         self.settings = settings
         self.caBundlePath = caBundlePath
         self.hasTrustStore = hasTrustStore
+        self.proxyVariable = proxyVariable
     }
 
     func perform() -> Result<HTTPResponse, Error> {
@@ -189,7 +194,9 @@ private final class Transfer: @unchecked Sendable {
             )
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY,
             CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE:
-            return TransportError(kind: .connectionFailed, detail: "Could not reach \(host): \(reason).")
+            // libcurl reports a refused proxy like a refused server, so name both.
+            let proxyHint = proxyVariable.map { " The request went through the proxy in \($0) (unless NO_PROXY matches); check that it is reachable too." } ?? ""
+            return TransportError(kind: .connectionFailed, detail: "Could not reach \(host): \(reason).\(proxyHint)")
         case CURLE_OPERATION_TIMEDOUT:
             return TransportError(kind: .timedOut, detail: "The request to \(host) timed out: \(reason).")
         case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM,

@@ -252,3 +252,16 @@ import Testing
         #expect(try load(minimal + "\nreport:\n  comment: false\n").report.comment == .off)
     }
 }
+
+@Suite struct LargeConfigurationTests {
+    @Test func longMetricListLoads() throws {
+        var text = "server:\n  url: https://x.example\n  token: t\nproject: p\nevaluations:\n  - name: a\n    dataset: d\n    metrics:\n"
+        for index in 0..<30_000 {
+            text += "      - m\(index)\n"
+        }
+
+        let configuration = try ConfigurationLoader(environment: [:]).load(text: text, path: "big.yml")
+
+        #expect(configuration.evaluations[0].metrics.count == 30_000)
+    }
+}

@@ -54,7 +54,14 @@ public struct ConfigurationLoader: Sendable {
         do {
             root = try YAMLParser.parse(text)
         } catch {
-            throw ConfigError(file: path, line: error.line, column: error.column, keyPath: keyNear(line: error.line, in: text), message: explain(error.message))
+            let isSyntaxError = error.message.hasPrefix("invalid YAML")
+            throw ConfigError(
+                file: path,
+                line: error.line,
+                column: error.column,
+                keyPath: isSyntaxError ? keyNear(line: error.line, in: text) : "",
+                message: isSyntaxError ? explain(error.message) : error.message
+            )
         }
         guard let root, !root.isNull else {
             throw ConfigError(file: path, message: "the file is empty. The README shows a complete example.")
@@ -326,9 +333,10 @@ struct NodeReader {
             return [try string(node, path)]
         }
         var result: [String] = []
+        var seen: Set<String> = []
         for (index, item) in try sequence(node, path).enumerated() {
             let value = try string(item, "\(path)[\(index)]")
-            guard !result.contains(value) else {
+            guard seen.insert(value).inserted else {
                 throw error(item, "\(path)[\(index)]", "'\(value)' is listed twice; keep one.")
             }
             result.append(value)

@@ -241,6 +241,7 @@ extension NodeReader {
 
     mutating func metrics(_ node: YAMLNode, _ path: String) throws(ConfigError) -> [Configuration.Metric] {
         var result: [Configuration.Metric] = []
+        var seen: Set<String> = []
         for (index, item) in try sequence(node, path).enumerated() {
             let itemPath = "\(path)[\(index)]"
             var metric: Configuration.Metric
@@ -262,7 +263,7 @@ extension NodeReader {
             } else {
                 metric = Configuration.Metric(code: try metricCode(item, itemPath))
             }
-            guard !result.contains(where: { $0.code == metric.code }) else {
+            guard seen.insert(metric.code).inserted else {
                 throw error(item, itemPath, "the metric \(metric.code) is listed twice; keep one.")
             }
             result.append(metric)

@@ -75,9 +75,23 @@ public enum YAMLParser {
 }
 
 private struct TreeBuilder {
-    enum Frame {
-        case sequence(items: [YAMLNode], line: Int, column: Int, anchor: String?)
-        case mapping(entries: [(key: YAMLNode, value: YAMLNode)], pendingKey: YAMLNode?, line: Int, column: Int, anchor: String?)
+    /// A sequence or mapping being built. It is a class so that appending a child mutates
+    /// the one array in place; copying an enum payload on every append made long lists quadratic.
+    final class Frame {
+        let isMapping: Bool
+        let line: Int
+        let column: Int
+        let anchor: String?
+        var items: [YAMLNode] = []
+        var entries: [(key: YAMLNode, value: YAMLNode)] = []
+        var pendingKey: YAMLNode?
+
+        init(isMapping: Bool, line: Int, column: Int, anchor: String?) {
+            self.isMapping = isMapping
+            self.line = line
+            self.column = column
+            self.anchor = anchor
+        }
     }
 
     let limits: YAMLLimits
@@ -122,9 +136,9 @@ private struct TreeBuilder {
                 let node = YAMLNode(content: .scalar(text, isPlain: scalar.style == YAML_PLAIN_SCALAR_STYLE), line: line, column: column)
                 try add(node, anchor: string(scalar.anchor))
             case YAML_SEQUENCE_START_EVENT:
-                try push(.sequence(items: [], line: line, column: column, anchor: string(event.data.sequence_start.anchor)))
+                try push(Frame(isMapping: false, line: line, column: column, anchor: string(event.data.sequence_start.anchor)))
             case YAML_MAPPING_START_EVENT:
-                try push(.mapping(entries: [], pendingKey: nil, line: line, column: column, anchor: string(event.data.mapping_start.anchor)))
+                try push(Frame(isMapping: true, line: line, column: column, anchor: string(event.data.mapping_start.anchor)))
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                 try pop()
             case YAML_ALIAS_EVENT:
@@ -179,27 +193,15 @@ private struct TreeBuilder {
 
     private mutating func push(_ frame: Frame) throws {
         guard stack.count < limits.maxDepth else {
-            let (line, column) = position(of: frame)
-            throw YAMLError(message: "the document nests deeper than \(limits.maxDepth) levels", line: line, column: column)
+            throw YAMLError(message: "the document nests deeper than \(limits.maxDepth) levels", line: frame.line, column: frame.column)
         }
         stack.append(frame)
     }
 
-    private func position(of frame: Frame) -> (Int, Int) {
-        switch frame {
-        case .sequence(_, let line, let column, _): (line, column)
-        case .mapping(_, _, let line, let column, _): (line, column)
-        }
-    }
-
     private mutating func pop() throws {
         guard let frame = stack.popLast() else { return }
-        switch frame {
-        case .sequence(let items, let line, let column, let anchor):
-            try add(YAMLNode(content: .sequence(items), line: line, column: column), anchor: anchor)
-        case .mapping(let entries, _, let line, let column, let anchor):
-            try add(YAMLNode(content: .mapping(entries), line: line, column: column), anchor: anchor)
-        }
+        let content: YAMLNode.Content = frame.isMapping ? .mapping(frame.entries) : .sequence(frame.items)
+        try add(YAMLNode(content: content, line: frame.line, column: frame.column), anchor: frame.anchor)
     }
 
     private mutating func add(_ node: YAMLNode, anchor: String?, counted: Bool = false) throws {
@@ -210,21 +212,17 @@ private struct TreeBuilder {
         if let anchor {
             anchors[anchor] = node
         }
-        guard let top = stack.popLast() else {
+        guard let top = stack.last else {
             root = node
             return
         }
-        switch top {
-        case .sequence(var items, let line, let column, let anchor):
-            items.append(node)
-            stack.append(.sequence(items: items, line: line, column: column, anchor: anchor))
-        case .mapping(var entries, let pendingKey, let line, let column, let anchor):
-            if let pendingKey {
-                entries.append((key: pendingKey, value: node))
-                stack.append(.mapping(entries: entries, pendingKey: nil, line: line, column: column, anchor: anchor))
-            } else {
-                stack.append(.mapping(entries: entries, pendingKey: node, line: line, column: column, anchor: anchor))
-            }
+        if !top.isMapping {
+            top.items.append(node)
+        } else if let pendingKey = top.pendingKey {
+            top.entries.append((key: pendingKey, value: node))
+            top.pendingKey = nil
+        } else {
+            top.pendingKey = node
         }
     }
 }

@@ -31,12 +31,17 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// The value as a finite number; NaN and infinities, which JSON cannot carry but a
+    /// string can, read as no number.
     public var double: Double? {
+        let number: Double?
         switch self {
-        case .number(let number): number
-        case .string(let text): Double(text)
-        default: nil
+        case .number(let value): number = value
+        case .string(let text): number = Double(text)
+        default: number = nil
         }
+        guard let number, number.isFinite else { return nil }
+        return number
     }
 
     public var int: Int? {

@@ -19,16 +19,12 @@ public final class SecretRegistry: Sendable {
 
     public init() {}
 
-    /// Registers a secret and its percent-encoded form, which appears in logged URLs.
     public func register(_ value: String) {
         guard value.count >= 4 else { return }
-        let encoded = percentEncode(value)
-        storage.withLock { values in
-            values.insert(value)
-            values.insert(encoded)
-        }
+        storage.withLock { _ = $0.insert(value) }
     }
 
+    /// The registered secrets, longest first.
     public var values: [String] {
         storage.withLock { Array($0) }.sorted { $0.count > $1.count }
     }
@@ -36,8 +32,10 @@ public final class SecretRegistry: Sendable {
     /// Returns `text` with every registered secret replaced by `[redacted]`, a mark that
     /// stays plain text in markdown.
     public func redact(_ text: String) -> String {
+        // The percent-encoded form is what appears in a logged URL.
+        let forms = values.flatMap { [$0, percentEncode($0)] }.sorted { $0.count > $1.count }
         var result = text
-        for value in values where result.contains(value) {
+        for value in forms where result.contains(value) {
             result = result.replacing(value, with: "[redacted]")
         }
         return result

@@ -59,6 +59,7 @@ public enum Timestamp {
 
     /// Formats a date as `YYYY-MM-DDTHH:MM:SSZ` in UTC.
     public static func format(_ date: Date) -> String {
+        guard date.timeIntervalSince1970.isFinite else { return "1970-01-01T00:00:00Z" }
         // Years 1 to 9999 keep the format fixed and the arithmetic far from overflow.
         let total = Int(min(max(date.timeIntervalSince1970, -62_135_596_800), 253_402_300_799).rounded(.down))
         let days = total >= 0 ? total / 86_400 : (total - 86_399) / 86_400
