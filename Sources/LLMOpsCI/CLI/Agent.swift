@@ -92,16 +92,11 @@ public struct Agent: Sendable {
 
     /// Secrets that may reach the process without passing through the configuration.
     private func registerEnvironmentSecrets() {
-        for (name, value) in environment.variables where isSecretName(name) {
+        for (name, value) in environment.variables where SecretRegistry.isSecretName(name) {
             secrets.register(value)
         }
     }
 
-    func isSecretName(_ name: String) -> Bool {
-        let upper = name.uppercased()
-        return ["PASSWORD", "TOKEN", "SECRET", "PASSWD", "API_KEY", "PRIVATE_KEY", "CREDENTIAL"].contains { upper.contains($0) }
-            && !["GITHUB_TOKEN_PERMISSIONS"].contains(upper)
-    }
 
     /// The configuration file that `--config` or discovery selects, if any.
     func configurationPath(_ arguments: Arguments) -> String? {

@@ -248,7 +248,7 @@ struct NodeReader {
                 throw self.error(node, path, "\(detail).")
             }
         }
-        let secret = isSecret || expanded.variables.contains(where: looksSecret)
+        let secret = isSecret || expanded.variables.contains(where: SecretRegistry.isSecretName)
         if secret, !expanded.variables.isEmpty || isSecret {
             secretValues.append(expanded.text)
         }
@@ -342,11 +342,6 @@ struct NodeReader {
             result.append(value)
         }
         return result
-    }
-
-    private func looksSecret(_ variable: String) -> Bool {
-        let upper = variable.uppercased()
-        return ["PASSWORD", "TOKEN", "SECRET", "PASSWD", "API_KEY", "PRIVATE_KEY", "CREDENTIAL"].contains { upper.contains($0) }
     }
 
     private func format(_ number: Double) -> String {

@@ -19,6 +19,13 @@ public final class SecretRegistry: Sendable {
 
     public init() {}
 
+    /// Whether an environment variable's name says that it holds a secret, such as
+    /// `LLMOPS_CI_PASSWORD` or `GITHUB_TOKEN`.
+    public static func isSecretName(_ name: String) -> Bool {
+        let upper = name.uppercased()
+        return ["PASSWORD", "TOKEN", "SECRET", "PASSWD", "API_KEY", "PRIVATE_KEY", "CREDENTIAL"].contains { upper.contains($0) }
+    }
+
     public func register(_ value: String) {
         guard value.count >= 4 else { return }
         storage.withLock { _ = $0.insert(value) }
