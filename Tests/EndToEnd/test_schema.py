@@ -274,7 +274,7 @@ AGREEMENT_CASES = [
     ("threshold with level only", MINIMAL + "gate:\n  thresholds:\n    bleu: { level: warn }\n", TOKEN, False),
     # Server addresses.
     ("http to localhost", with_server("  url: http://localhost:8080\n  token: t\n"), {}, True),
-    ("http to 127.0.0.1 with user", with_server("  url: http://ci@127.0.0.1:8080/\n  token: t\n"), {}, True),
+    ("http to 127.0.0.1 with user", with_server("  url: http://ci@127.0.0.1:8080/\n  token: t\n"), {}, False),
     ("http to IPv6 loopback", with_server("  url: http://[::1]:8080\n  token: t\n"), {}, True),
     ("http to a .localhost name", with_server("  url: http://llmops.localhost\n  token: t\n"), {}, True),
     ("http to another host", with_server("  url: http://llmops.internal\n  token: t\n"), {}, False),

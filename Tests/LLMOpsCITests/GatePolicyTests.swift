@@ -190,6 +190,15 @@ import Testing
         #expect(decision.pairs[0].metrics[0].isWaived)
     }
 
+    @Test func waiverDoesNotCoverThresholdFailure() {
+        let pair = plannedPair(thresholds: ["FAITHFULNESS": .init(min: 0.9)])
+
+        let decision = GatePolicy(gate: Configuration.Gate(), waivers: ["*"]).decide([completedResult(pair, scores: [metricScore("FAITHFULNESS", cases: [0.5])])])
+
+        #expect(decision.pairs[0].metrics[0].outcome == .fail)
+        #expect(!decision.pairs[0].metrics[0].isWaived)
+    }
+
     @Test(arguments: 0..<20)
     func identicalRunsNeverRegress(seed: Int) {
         var generator = SplitMix64(seed: UInt64(seed))

@@ -328,7 +328,15 @@ public final class LLMOpsClient: Sendable {
                 continue
             }
 
-            return try payload(of: response, method: method, path: path, isWrapped: isWrapped)
+            do {
+                return try payload(of: response, method: method, path: path, isWrapped: isWrapped)
+            } catch let error as APIError where error.kind == .invalidResponse && method == "GET" && attempt < 2 {
+                // A body cut short by a proxy or a reset reads as invalid JSON; one more try is cheap.
+                guard let delay = retryDelay(attempt: attempt, hint: nil, deadline: deadline) else { throw error }
+                logger.debug("Retrying after a response that could not be read", metadata: ["request": "\(method) \(path)"])
+                attempt += 1
+                try await clock.sleep(for: delay)
+            }
         }
     }
 

@@ -134,6 +134,10 @@ public struct Agent: Sendable {
             return ExitCode.usageError
         }
         let pairCount = configuration.evaluations.reduce(0) { $0 + $1.datasets.count * max($1.endpoints.count, 1) }
+        guard pairCount <= configuration.report.maxPairs else {
+            printError("error: \(configuration.path): report.max_pairs: the configuration has \(pairCount) pairs, more than report.max_pairs (\(configuration.report.maxPairs)). Raise report.max_pairs if that many evaluations are intended.")
+            return ExitCode.usageError
+        }
         guard arguments.isOnline else {
             let evaluations = configuration.evaluations.count == 1 ? "1 evaluation" : "\(configuration.evaluations.count) evaluations"
             let pairs = pairCount == 1 ? "1 pair" : "\(pairCount) pairs"
@@ -146,7 +150,7 @@ public struct Agent: Sendable {
             try await client.logIn()
             let plan = try await PlanResolver(client: client, logger: logger).resolve(configuration)
             await client.logOut()
-            printOutput("\(configuration.path): valid; every name and metric resolved on the server (\(plan.pairs.count) pairs).\n")
+            printOutput("\(configuration.path): valid; every name and metric resolved on the server (\(plan.pairs.count) \(plan.pairs.count == 1 ? "pair" : "pairs")).\n")
             return ExitCode.passed
         } catch {
             await client.logOut()
@@ -195,8 +199,10 @@ public struct Agent: Sendable {
         do {
             state = try RunStateFile.read(path: path)
         } catch {
-            printError("\(error)")
-            return ExitCode.passed
+            // No state file means the job started no run; a damaged one is an error.
+            let exists = FileManager.default.fileExists(atPath: path)
+            printError(exists ? "error: \(error)" : "\(error)")
+            return exists ? ExitCode.usageError : ExitCode.passed
         }
         guard !state.entries.isEmpty else {
             printOutput("No unfinished runs in \(path).\n")

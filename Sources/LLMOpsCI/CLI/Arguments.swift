@@ -40,7 +40,7 @@ public struct Arguments: Sendable {
 
     public static func parse(_ words: [String]) throws(UsageError) -> Arguments {
         guard let first = words.first else {
-            return Arguments(command: .help)
+            throw UsageError(description: "a command is missing. Run 'llmops-ci --help' for the commands, or 'llmops-ci run' for the main job.")
         }
         if first == "--help" || first == "-h" || first == "help" {
             return Arguments(command: .help)

@@ -52,7 +52,7 @@ struct ForgeStep {
             case .github:
                 return (nil, "no GitHub token: pass `github-token` to the action or set GITHUB_TOKEN (with `pull-requests: write`) to get a pull request comment")
             case .gitlab:
-                let jobToken = target.usesJobToken ? "CI_JOB_TOKEN cannot write merge request notes. " : ""
+                let jobToken = target.usesJobToken ? "CI_JOB_TOKEN cannot write merge request notes, so " : ""
                 return (nil, "\(jobToken)set the CI/CD variable LLMOPS_GITLAB_TOKEN to a project or group access token with the api scope to get a merge request comment")
             }
         }

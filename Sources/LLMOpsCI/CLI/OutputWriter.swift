@@ -51,6 +51,22 @@ struct OutputWriter {
         }
     }
 
+    /// Records a job that stopped before any verdict: the job summary and the outputs say so,
+    /// so that a dashboard or a later step does not read an earlier job's result.
+    func writeIncomplete(_ message: String) {
+        if variables["GITHUB_ACTIONS"] == "true" {
+            if let summaryPath = variables["GITHUB_STEP_SUMMARY"], !summaryPath.isEmpty {
+                append("## ⛔ LLMOps evaluation could not finish\n\n\(MarkdownEscaping.inline(message))\n", to: summaryPath, what: "job summary")
+            }
+            if let outputPath = variables["GITHUB_OUTPUT"], !outputPath.isEmpty {
+                append("verdict=incomplete\n", to: outputPath, what: "step outputs")
+            }
+        }
+        if variables["GITLAB_CI"] == "true" {
+            save("LLMOPS_VERDICT=incomplete\n", to: variables["LLMOPS_DOTENV"] ?? "llmops.env", what: "dotenv file")
+        }
+    }
+
     /// Writes a one-line notice where the report would go: stdout and the job summary.
     func writeNotice(_ message: String) {
         agent.printOutput(message + "\n")

@@ -32,10 +32,20 @@ struct RunCommand {
         } catch {
             return handleConfigurationError(error, logger: logger)
         }
+        // Files the configuration names must exist before any run starts: a missing baseline
+        // would silently turn the regression check off, and a missing CA bundle fails every request.
+        if case .file(let path) = configuration.gate.regression.baseline, !FileManager.default.fileExists(atPath: path) {
+            agent.printError("error: \(configuration.path): gate.regression.baseline: the baseline file '\(path)' does not exist. Download the results file of the earlier job before this step, or use latest-completed.")
+            return ExitCode.usageError
+        }
+        if let bundle = configuration.server.caBundle, !FileManager.default.fileExists(atPath: bundle) {
+            agent.printError("error: \(configuration.path): server.ca_bundle: the file '\(bundle)' does not exist. Give the path of a PEM file of certificate authorities, relative to the working folder.")
+            return ExitCode.usageError
+        }
         let job = prepare(configuration, logger: logger, startedAt: startedAt)
 
         if job.forgeStep?.target.labels.contains(configuration.report.skipLabel) == true {
-            let message = "Skipped: the pull request has the label '\(configuration.report.skipLabel)', so no evaluation was started."
+            let message = "Skipped: the pull or merge request has the label '\(configuration.report.skipLabel)', so no evaluation was started."
             logger.notice(message)
             OutputWriter(agent: agent, configuration: configuration, logger: logger).writeNotice(message)
             return ExitCode.passed
@@ -125,9 +135,11 @@ struct RunCommand {
                 return .failure(EarlyExit(code: ExitCode.usageError))
             }
             agent.printError("error: \(error)")
+            OutputWriter(agent: agent, configuration: configuration, logger: job.logger).writeIncomplete("\(error)")
             return .failure(EarlyExit(code: configuration.gate.infrastructureError == .fail ? ExitCode.couldNotFinish : ExitCode.passed))
         } catch {
             agent.printError("error: \(error)")
+            OutputWriter(agent: agent, configuration: configuration, logger: job.logger).writeIncomplete("\(error)")
             return .failure(EarlyExit(code: ExitCode.couldNotFinish))
         }
 
@@ -255,7 +267,7 @@ struct RunCommand {
         case .skipped(let why):
             logger.notice("Left the comment alone: \(why)")
         case .failed(let why):
-            logger.warning("Could not post the report comment; the job summary and the result files have it: \(why)")
+            logger.warning("Could not post the report comment; the job log and the result files have the report: \(why)")
             return false
         }
         return true

@@ -88,6 +88,9 @@ extension NodeReader {
         if let value = keys["allow_insecure_http"] {
             server.allowsInsecureHTTP = try boolean(value, "server.allow_insecure_http")
         }
+        if ServerAddress.hasUserInfo(url) {
+            throw error(urlNode, "server.url", "the address contains a user name or password, which would appear in logs and links. Remove it, and give server.email with server.password, or server.token.")
+        }
         try checkScheme(of: url, shown: urlValue.shown, node: urlNode, allowsInsecureHTTP: server.allowsInsecureHTTP)
 
         if let value = keys["email"] {
@@ -349,6 +352,9 @@ extension NodeReader {
         for (name, keyNode, value) in try namedMapping(node, path) {
             let code = try metricCode(keyNode, path)
             let itemPath = "\(path).\(name)"
+            guard result[code] == nil else {
+                throw error(keyNode, itemPath, "the metric \(code) has thresholds twice (after ${VAR} expansion); keep one.")
+            }
             let keys = try mapping(value, itemPath, allowed: ConfigKeys.threshold)
             var threshold = Configuration.Threshold()
             if let item = keys["min"] {
@@ -518,6 +524,16 @@ public enum ServerAddress {
             return String(authority[..<colon]).lowercased()
         }
         return String(authority).lowercased()
+    }
+
+    /// Whether the URL carries `user:password@` before its host.
+    public static func hasUserInfo(_ url: String) -> Bool {
+        var rest = Substring(url)
+        if let schemeEnd = rest.firstRange(of: "://") {
+            rest = rest[schemeEnd.upperBound...]
+        }
+        // Up to the first slash, because a password may itself hold '?' or '#'.
+        return rest.prefix { $0 != "/" }.contains("@")
     }
 
     /// Returns the path of an http(s) URL, without query or fragment; empty when there is none.

@@ -99,6 +99,7 @@ public struct GatePolicy: Sendable {
 
         var outcome = Outcome.pass
         var reasons: [String] = []
+        var hasWaivedRegression = false
         if let threshold {
             let level: Outcome = threshold.level == .fail ? .fail : .warn
             let checks: [(Double?, Double?, Bool, String)] = [
@@ -138,6 +139,7 @@ public struct GatePolicy: Sendable {
             }
             if isWaived, regressionOutcome == .fail {
                 regressionOutcome = .warn
+                hasWaivedRegression = true
                 reasons.append("the regression is waived")
             }
             outcome = max(outcome, regressionOutcome)
@@ -153,7 +155,7 @@ public struct GatePolicy: Sendable {
             thresholdText: threshold.map(describe),
             comparesRaw: threshold.map(comparesRaw) ?? false,
             comparison: comparison,
-            isWaived: isWaived,
+            isWaived: hasWaivedRegression,
             reasons: reasons
         )
     }
@@ -199,9 +201,10 @@ public struct GatePolicy: Sendable {
                     }
                 }
             }
-            let isWaived = waivers.contains("*") || waivers.contains(kind.code)
-            if isWaived, outcome == .fail {
+            var isWaived = false
+            if waivers.contains("*") || waivers.contains(kind.code), outcome == .fail {
                 outcome = .warn
+                isWaived = true
                 reasons.append("waived")
             }
             return MetricVerdict(code: kind.code, score: score, outcome: outcome, thresholdText: budget.max.map { "≤ \(format($0))" }, comparesRaw: true, comparison: comparison, isWaived: isWaived, reasons: reasons)

@@ -119,12 +119,12 @@ public struct RegressionAnalysis: Sendable {
         if adjusted < alpha {
             return Judgement(
                 outcome: .fail,
-                reason: "\(deltaText), more than the allowed drop of \(allowedText), and unlikely to be noise (adjusted p = \(formatP(adjusted)) < \(format(alpha)))"
+                reason: "\(deltaText), more than the allowed drop of \(allowedText), and unlikely to be noise (adjusted p \(formatP(adjusted)), significance level \(format(alpha)))"
             )
         }
         return Judgement(
             outcome: .pass,
-            reason: "\(deltaText) exceeds \(allowedText) but is consistent with noise (adjusted p = \(formatP(adjusted)) ≥ \(format(alpha)))"
+            reason: "\(deltaText) exceeds \(allowedText) but is consistent with noise (adjusted p \(formatP(adjusted)), significance level \(format(alpha)))"
         )
     }
 
@@ -223,6 +223,7 @@ func signed(_ value: Double) -> String {
     value >= 0 ? "+\(format(value))" : "−\(format(-value))"
 }
 
+/// Formats a p-value with its relation sign, such as `= 0.03` or `< 0.001`.
 func formatP(_ value: Double) -> String {
-    value < 0.001 ? "< 0.001" : format(value)
+    value < 0.001 ? "< 0.001" : "= \(format(value))"
 }

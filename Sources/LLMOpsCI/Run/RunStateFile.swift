@@ -36,10 +36,12 @@ public final class RunStateFile: Sendable {
         state.withLock { current in current.entries.filter { !current.finished.contains($0.runID) } }
     }
 
+    /// Writes the file while holding the lock, so that two pairs starting at once cannot
+    /// replace each other's newer snapshot with an older one.
     private func write() {
         guard let path else { return }
-        let json: JSONValue = state.withLock { current in
-            [
+        state.withLock { current in
+            let json: JSONValue = [
                 "version": 1,
                 "server": .string(current.server),
                 "runs": .array(
@@ -47,8 +49,8 @@ public final class RunStateFile: Sendable {
                         .map { ["id": .string($0.runID), "label": .string($0.label)] }
                 ),
             ]
+            try? writeFileAtomically(path: path, contents: json.serialized(pretty: true) + "\n")
         }
-        try? writeFileAtomically(path: path, contents: json.serialized(pretty: true) + "\n")
     }
 
     /// Reads the unfinished runs recorded in a state file.
@@ -56,7 +58,9 @@ public final class RunStateFile: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ResolutionError(description: "The state file '\(path)' cannot be read; no runs to cancel.")
         }
-        let json = try JSONValue.parse(Array(data))
+        guard let json = try? JSONValue.parse(Array(data)) else {
+            throw ResolutionError(description: "The state file '\(path)' is not valid JSON. It is written by 'llmops-ci run'; pass the file that run wrote.")
+        }
         let entries = (json["runs"].array ?? []).compactMap { item -> Entry? in
             guard let id = item["id"].string else { return nil }
             return Entry(runID: id, label: item["label"].string ?? id)
