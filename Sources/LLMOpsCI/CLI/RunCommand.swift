@@ -10,7 +10,7 @@ struct RunCommand {
     private var environment: AgentEnvironment { agent.environment }
     private var variables: [String: String] { environment.variables }
 
-    /// What every step of one run shares.
+    /// State that every step of one run shares.
     private struct Job {
         var configuration: Configuration
         var logger: Logger
@@ -300,7 +300,7 @@ struct RunCommand {
         }
     }
 
-    /// A configuration error, except that a fork or bot pull request without secrets is skipped by default.
+    /// Reports a configuration error, except that a fork or bot pull request without secrets is skipped by default.
     private func handleConfigurationError(_ error: ConfigError, logger: Logger) -> Int32 {
         let target = ForgeTarget.detect(environment: variables, readFile: { FileManager.default.contents(atPath: $0).map(Array.init) })
         if let variable = error.unsetVariable, let target, target.isFork || target.isBot {
