@@ -99,7 +99,7 @@ public enum TextReport {
                 let value = metric.score.mean.map(format) ?? "no data"
                 var line = "        \(metric.code) \(value)"
                 if let threshold = metric.thresholdText {
-                    line += "  (\(threshold))"
+                    line += "  threshold \(threshold)"
                 }
                 if let comparison = metric.comparison {
                     line += "  Δ \(signed(comparison.delta))"

@@ -153,7 +153,11 @@ public struct MarkdownReport: Sendable {
         if let problem = pair.problem {
             return MarkdownEscaping.inline(problem.text, maxCharacters: 160)
         }
-        let notable = pair.metrics.filter { $0.outcome != .pass }
+        // Failures first, so that a cut never hides one behind warnings.
+        let notable = pair.metrics.enumerated()
+            .filter { $0.element.outcome != .pass }
+            .sorted { $0.element.outcome != $1.element.outcome ? $0.element.outcome > $1.element.outcome : $0.offset < $1.offset }
+            .map(\.element)
         guard !notable.isEmpty else {
             return "\(pair.metrics.count) \(pair.metrics.count == 1 ? "metric" : "metrics") passed"
         }
