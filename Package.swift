@@ -35,7 +35,9 @@ let package = Package(
         ),
         .testTarget(
             name: "LLMOpsCITests",
-            dependencies: ["LLMOpsCI"]
+            dependencies: ["LLMOpsCI"],
+            // The snapshot tests read these files through #filePath.
+            exclude: ["Snapshots"]
         ),
         .testTarget(
             name: "CurlTransportTests",

@@ -33,9 +33,9 @@ let environment = AgentEnvironment(
     isTerminal: isatty(1) == 1
 )
 
-// The main thread waits on a semaphore rather than awaiting the job: ending the program
-// from an async top level unwinds the stack, which in a static binary first sorts every
-// unwind table entry and costs about 20 ms of start-up time.
+// The main thread waits on a semaphore rather than awaiting the job. Ending the program
+// from an async top level unwinds the stack, and in a static binary that first sorts every
+// unwind table entry, which cost about 20 ms of start-up time (BENCHMARKS.md).
 let exitCode = LockedValue<Int32?>(nil)
 let finished = DispatchSemaphore(value: 0)
 let job = Task.detached {
@@ -44,7 +44,7 @@ let job = Task.detached {
     finished.signal()
 }
 
-// On SIGINT or SIGTERM, cancel the job: it cancels its remote runs and writes what it knows.
+// On SIGINT or SIGTERM, cancel the job: it cancels its remote runs and writes the results it has.
 // A second signal, or a clean-up that takes too long, ends the process at once.
 let signalSources = installStopHandlers { job.cancel() }
 

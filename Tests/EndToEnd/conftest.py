@@ -5,6 +5,7 @@ import functools
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -150,6 +151,65 @@ polling:
 """
 
 
+# A push build in GitHub Actions whose forge requests go to a closed loopback port, so no
+# test reaches the internet.
+GITHUB_PUSH = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+    "GITHUB_REF_NAME": "feature/gate",
+    "GITHUB_WORKFLOW": "ci",
+    "GITHUB_JOB": "llm-gate",
+    "GITHUB_API_URL": "http://127.0.0.1:9",
+}
+FAILING_GATE = "gate:\n  thresholds:\n    faithfulness: { min: 0.95 }\n"
+
+# Shared by the fault, orchestration and command-line suites.
+START_PATH = re.compile(r"^/api/projects/[^/]+/evaluations$")
+RUN_PATH = re.compile(r"^/api/evaluations/[^/]+$")
+SECOND_PAIR = """\
+  - name: edge-bot
+    dataset: edge-cases
+    endpoint: gpt-4o-prod
+    metrics: [bleu]
+"""
+CRASH_MARKERS = ("Traceback", "Program crashed", "Fatal error", "Backtracing")
+
+
+def configure(extra_evaluations="", retry_seconds=None, request_timeout=None, timeout_minutes=None, tail=""):
+    """Return BASE_CONFIG with more evaluations, other limits and extra top-level sections."""
+    text = BASE_CONFIG
+    if extra_evaluations:
+        marker = "    metrics: [faithfulness, bleu]\n"
+        text = replace_once(text, marker, marker + extra_evaluations)
+    if retry_seconds is not None:
+        text = replace_once(text, "  retry_seconds: 2\n", f"  retry_seconds: {retry_seconds}\n")
+    if request_timeout is not None:
+        text = replace_once(text, "  retry_seconds:", f"  request_timeout_seconds: {request_timeout}\n  retry_seconds:")
+    if timeout_minutes is not None:
+        text = replace_once(text, "  timeout_minutes: 1\n", f"  timeout_minutes: {timeout_minutes}\n")
+    return text + tail
+
+
+def replace_once(text, old, new):
+    assert text.count(old) == 1, f"{old!r} is not in the base configuration exactly once"
+    return text.replace(old, new)
+
+
+def start_requests(server):
+    """The requests that started an evaluation."""
+    return [entry for entry in server.requests() if entry["method"] == "POST" and START_PATH.match(entry["path"])]
+
+
+def auth_requests(server, path):
+    """The POST requests to one auth route, such as /api/auth/login."""
+    return [entry for entry in server.requests() if entry["method"] == "POST" and entry["path"] == path]
+
+
+def status_polls(server):
+    """The requests that read one run's status."""
+    return [entry for entry in server.requests() if entry["method"] == "GET" and RUN_PATH.match(entry["path"])]
+
+
 @pytest.fixture
 def run_agent(tmp_path):
     """Runs llmops-ci in a fresh folder with `config` as llmops.yml; returns a Result."""
@@ -179,3 +239,23 @@ def run_agent(tmp_path):
         return Result(completed, workdir)
 
     return run
+
+
+def forge_calls(forge):
+    """Return (method, path) of every request that reached a fake forge, in order."""
+    return [(entry["method"], entry["path"]) for entry in forge_requests(forge)]
+
+
+def forge_requests(forge):
+    """Every request that reached a fake forge, in order, without the identity lookup."""
+    return [entry for entry in forge.requests() if not is_identity_lookup(entry)]
+
+
+def is_identity_lookup(entry):
+    """Return whether the request read the token's account, which the agent does once per run to tell its comments from people's copies."""
+    return entry["method"] == "GET" and entry["path"].endswith("/user")
+
+
+def warning_lines(result):
+    """The warning lines the agent wrote to stderr, plain or as GitHub workflow commands."""
+    return [line for line in result.stderr.splitlines() if line.startswith(("warning:", "::warning"))]

@@ -11,25 +11,15 @@ import time
 
 import pytest
 
-from conftest import BASE_CONFIG, PASSWORD, binary_path
-
-START_PATH = re.compile(r"^/api/projects/[^/]+/evaluations$")
-CRASH_MARKERS = ("Traceback", "Program crashed", "Fatal error", "Backtracing")
-FAILING_GATE = "gate:\n  thresholds:\n    faithfulness: { min: 0.95 }\n"
-
-GITHUB = {
-    "GITHUB_ACTIONS": "true",
-    "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
-    "GITHUB_REF_NAME": "feature/gate",
-    "GITHUB_WORKFLOW": "ci",
-    "GITHUB_JOB": "llm-gate",
-    # Keeps any forge request on a closed loopback port, so no test reaches the internet.
-    "GITHUB_API_URL": "http://127.0.0.1:9",
-}
-
-
-def start_requests(server):
-    return [entry for entry in server.requests() if entry["method"] == "POST" and START_PATH.match(entry["path"])]
+from conftest import (
+    binary_path,
+    start_requests,
+    BASE_CONFIG,
+    CRASH_MARKERS,
+    FAILING_GATE,
+    GITHUB_PUSH,
+    PASSWORD,
+)
 
 
 def server_runs(server):
@@ -316,8 +306,8 @@ def test_dry_run_starts_nothing(llmops_server, run_agent):
 def test_second_run_attaches_to_first(llmops_server, run_agent):
     server = llmops_server()
 
-    first = run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB)
-    second = run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB)
+    first = run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB_PUSH)
+    second = run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB_PUSH)
 
     assert first.exit_code == 0, first
     assert second.exit_code == 0, second
@@ -331,8 +321,8 @@ def test_second_run_attaches_to_first(llmops_server, run_agent):
 def test_fresh_starts_new_run(llmops_server, run_agent):
     server = llmops_server()
 
-    first = run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB)
-    fresh = run_agent(["run", "--fresh"], config=BASE_CONFIG, server=server, environment=GITHUB)
+    first = run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB_PUSH)
+    fresh = run_agent(["run", "--fresh"], config=BASE_CONFIG, server=server, environment=GITHUB_PUSH)
 
     assert first.exit_code == 0, first
     assert fresh.exit_code == 0, fresh
@@ -344,8 +334,8 @@ def test_fresh_starts_new_run(llmops_server, run_agent):
 def test_other_commit_starts_new_run(llmops_server, run_agent):
     server = llmops_server()
 
-    run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB)
-    other = run_agent(["run"], config=BASE_CONFIG, server=server, environment={**GITHUB, "GITHUB_SHA": "f" * 40})
+    run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB_PUSH)
+    other = run_agent(["run"], config=BASE_CONFIG, server=server, environment={**GITHUB_PUSH, "GITHUB_SHA": "f" * 40})
 
     assert other.exit_code == 0, other
     assert len(start_requests(server)) == 2
@@ -355,14 +345,14 @@ def test_other_commit_starts_new_run(llmops_server, run_agent):
 def test_rerun_attaches_to_killed_jobs_run(llmops_server, run_agent, tmp_path):
     server = llmops_server({"runs": [{"complete_after_seconds": 1.5}]})
     folder = new_job_folder(tmp_path, "killed")
-    process = spawn_agent(folder, ["run"], server, GITHUB)
+    process = spawn_agent(folder, ["run"], server, GITHUB_PUSH)
     try:
         run_ids = wait_for_recorded_run(folder / ".llmops-ci" / "state.json")
     finally:
         process.kill()
         process.communicate(timeout=10)
 
-    result = run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB)
+    result = run_agent(["run"], config=BASE_CONFIG, server=server, environment=GITHUB_PUSH)
 
     assert result.exit_code == 0, result
     assert len(start_requests(server)) == 1
@@ -458,7 +448,7 @@ def test_stop_signal_cancels_runs(llmops_server, tmp_path, signal_number):
 def github_files(tmp_path):
     summary = tmp_path / "step-summary.md"
     output = tmp_path / "step-output.txt"
-    return summary, output, {**GITHUB, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)}
+    return summary, output, {**GITHUB_PUSH, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)}
 
 
 @pytest.mark.parametrize("gate, verdict", [("", "passed"), (FAILING_GATE, "failed")])

@@ -4,65 +4,32 @@ is started twice and the request count stays bounded."""
 
 import json
 import os
-import re
 import subprocess
 import time
 import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from conftest import BASE_CONFIG, PASSWORD, binary_path
+from conftest import (
+    auth_requests,
+    binary_path,
+    configure,
+    start_requests,
+    status_polls,
+    BASE_CONFIG,
+    CRASH_MARKERS,
+    PASSWORD,
+    SECOND_PAIR,
+)
 
-START_PATH = re.compile(r"^/api/projects/[^/]+/evaluations$")
-RUN_PATH = re.compile(r"^/api/evaluations/[^/]+$")
 # Fault path patterns, searched by the fake in the request path.
 RUN_PATTERN = "^/api/evaluations/[^/]+$"
 RESULTS_PATTERN = "^/api/evaluations/[^/]+/results$"
 START_PATTERN = "^/api/projects/[^/]+/evaluations$"
 
-SECOND_PAIR = """\
-  - name: edge-bot
-    dataset: edge-cases
-    endpoint: gpt-4o-prod
-    metrics: [bleu]
-"""
-CRASH_MARKERS = ("Traceback", "Program crashed", "Fatal error", "Backtracing")
-
-
-def configure(extra_evaluations="", retry_seconds=None, request_timeout=None, timeout_minutes=None, tail=""):
-    """Return BASE_CONFIG with more evaluations, other limits and extra top-level sections."""
-    text = BASE_CONFIG
-    if extra_evaluations:
-        marker = "    metrics: [faithfulness, bleu]\n"
-        text = replace_once(text, marker, marker + extra_evaluations)
-    if retry_seconds is not None:
-        text = replace_once(text, "  retry_seconds: 2\n", f"  retry_seconds: {retry_seconds}\n")
-    if request_timeout is not None:
-        text = replace_once(text, "  retry_seconds:", f"  request_timeout_seconds: {request_timeout}\n  retry_seconds:")
-    if timeout_minutes is not None:
-        text = replace_once(text, "  timeout_minutes: 1\n", f"  timeout_minutes: {timeout_minutes}\n")
-    return text + tail
-
-
-def replace_once(text, old, new):
-    assert text.count(old) == 1, f"{old!r} is not in the base configuration exactly once"
-    return text.replace(old, new)
-
-
-def start_requests(server):
-    return [entry for entry in server.requests() if entry["method"] == "POST" and START_PATH.match(entry["path"])]
-
-
-def status_polls(server):
-    return [entry for entry in server.requests() if entry["method"] == "GET" and RUN_PATH.match(entry["path"])]
-
 
 def results_fetches(server):
     return [entry for entry in server.requests() if entry["method"] == "GET" and entry["path"].endswith("/results")]
-
-
-def auth_requests(server, path):
-    return [entry for entry in server.requests() if entry["method"] == "POST" and entry["path"] == path]
 
 
 def applied_faults(server):

@@ -7,7 +7,14 @@ import time
 
 import pytest
 
-from conftest import BASE_CONFIG, PASSWORD
+from conftest import (
+    forge_calls,
+    forge_requests,
+    start_requests,
+    warning_lines,
+    BASE_CONFIG,
+    PASSWORD,
+)
 
 REPOSITORY = "acme/widgets"
 FORK_REPOSITORY = "fork-owner/widgets"
@@ -22,7 +29,6 @@ COMMENT_KEY = "support-gate"
 FIRST_COMMENT_ID = 3000000001
 BOT = {"login": "github-actions[bot]", "type": "Bot", "user_id": 41898282}
 FAILING_GATE = "gate:\n  thresholds:\n    faithfulness: { min: 0.95 }\n"
-START_PATH = re.compile(r"^/api/projects/[^/]+/evaluations$")
 MARKER = re.compile(
     r"^<!-- llmops-ci:key=(?P<key>[0-9a-f]{16}) commit=(?P<commit>[0-9a-f]{40}) "
     r"verdict=(?P<verdict>[a-z]+) time=(?P<time>\S+) -->$"
@@ -118,27 +124,8 @@ def summary_text(environment):
         return handle.read()
 
 
-def api_calls(forge):
-    """Return (method, path) of every request that reached the fake GitHub API, in order."""
-    return [(entry["method"], entry["path"]) for entry in api_requests(forge)]
-
-
-def api_requests(forge):
-    """Every request that reached the fake API, in order, without the identity lookup."""
-    return [entry for entry in forge.requests() if not is_identity_lookup(entry)]
-
-
-def is_identity_lookup(entry):
-    """The agent asks the token's account once per run, to tell its comments from people's copies."""
-    return entry["method"] == "GET" and entry["path"].endswith("/user")
-
-
 def comments_of(forge, number=7):
     return forge.get(f"/__fake/comments?pr={number}")
-
-
-def start_requests(llmops):
-    return [entry for entry in llmops.requests() if entry["method"] == "POST" and START_PATH.match(entry["path"])]
 
 
 def without_mask_commands(text):
@@ -149,7 +136,7 @@ def without_mask_commands(text):
 def assert_no_secrets(result, forge, environment=None):
     """Check that no token or password reached a forge request body, the logs or the step summary."""
     secrets = (WRITE_TOKEN, READ_TOKEN, PASSWORD)
-    for entry in api_requests(forge):
+    for entry in forge_requests(forge):
         for secret in secrets:
             assert secret not in entry["body"], (entry["method"], entry["path"])
             assert secret not in entry["url"], (entry["method"], entry["path"])
@@ -167,7 +154,7 @@ def assert_no_secrets(result, forge, environment=None):
 
 def assert_github_headers(forge, token=WRITE_TOKEN):
     """Check the headers GitHub requires on every request: Bearer token, User-Agent, API version."""
-    for entry in api_requests(forge):
+    for entry in forge_requests(forge):
         headers = entry["headers"]
         where = (entry["method"], entry["path"])
         assert headers.get("authorization") == f"Bearer {token}", where
@@ -176,10 +163,6 @@ def assert_github_headers(forge, token=WRITE_TOKEN):
         assert headers.get("accept") == "application/vnd.github+json", where
         if entry["method"] in ("POST", "PATCH"):
             assert headers.get("content-type") == "application/json", where
-
-
-def warning_lines(result):
-    return [line for line in result.stderr.splitlines() if line.startswith("::warning::")]
 
 
 def first_line(body):
@@ -197,7 +180,7 @@ def test_first_run_posts_one_comment(llmops_server, forge_server, run_agent, tmp
     result = run_agent(["run"], config=BASE_CONFIG, environment=environment, server=llmops)
 
     assert result.exit_code == 0, result
-    assert api_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("POST", COMMENTS_7), ("GET", COMMENTS_7)]
+    assert forge_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("POST", COMMENTS_7), ("GET", COMMENTS_7)]
     assert "Posted the report on pull request #7 of acme/widgets" in result.stderr
     posted = comments_of(forge)
     assert len(posted) == 1
@@ -233,7 +216,7 @@ def test_second_push_updates_comment_in_place(llmops_server, forge_server, run_a
     second = run_agent(["run"], config=make_config(), environment=environment, server=llmops)
 
     assert second.exit_code == 0, second
-    assert api_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("PATCH", f"/repos/{REPOSITORY}/issues/comments/{FIRST_COMMENT_ID}")]
+    assert forge_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("PATCH", f"/repos/{REPOSITORY}/issues/comments/{FIRST_COMMENT_ID}")]
     assert "Updated the report on pull request #7 of acme/widgets" in second.stderr
     updated = comments_of(forge)
     assert len(updated) == 1
@@ -266,8 +249,8 @@ def test_marker_on_page_five_is_patched(llmops_server, forge_server, run_agent, 
     expected = [("GET", PULLS_7), ("GET", COMMENTS_7)]
     expected += [("GET", "/repositories/1296269/issues/7/comments")] * 4
     expected += [("PATCH", f"/repos/{REPOSITORY}/issues/comments/{ours_id}")]
-    assert api_calls(forge) == expected
-    pages = [entry["query"].get("page") for entry in api_requests(forge) if entry["method"] == "GET"][2:]
+    assert forge_calls(forge) == expected
+    pages = [entry["query"].get("page") for entry in forge_requests(forge) if entry["method"] == "GET"][2:]
     assert pages == ["2", "3", "4", "5"]
     stored = comments_of(forge)
     assert len(stored) == 135
@@ -285,7 +268,7 @@ def test_other_jobs_comment_left_alone(llmops_server, forge_server, run_agent, t
     result = run_agent(["run"], config=make_config(), environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    assert api_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("POST", COMMENTS_7), ("GET", COMMENTS_7)]
+    assert forge_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("POST", COMMENTS_7), ("GET", COMMENTS_7)]
     stored = comments_of(forge)
     assert len(stored) == 2
     assert stored[0]["body"] == other["body"]
@@ -305,7 +288,7 @@ def test_human_copy_of_marker_left_alone(llmops_server, forge_server, run_agent,
     assert result.exit_code == 0, result
     stored = comments_of(forge)
     assert stored[0]["body"] == copied["body"]
-    assert [entry for entry in api_requests(forge) if entry["method"] in ("PATCH", "DELETE")] == []
+    assert [entry for entry in forge_requests(forge) if entry["method"] in ("PATCH", "DELETE")] == []
     assert len(stored) == 2
 
 
@@ -318,7 +301,7 @@ def test_stale_job_changes_nothing(llmops_server, forge_server, run_agent, tmp_p
     result = run_agent(["run"], config=make_config(failing=True), environment=environment, server=llmops_server())
 
     assert result.exit_code == 1, result
-    assert api_calls(forge) == [("GET", PULLS_7)]
+    assert forge_calls(forge) == [("GET", PULLS_7)]
     assert f"commit {HEAD_SHA[:12]} is no longer the head of pull request #7" in result.stderr
     assert comments_of(forge)[0]["body"] == newer["body"]
     assert "LLMOps evaluation failed" in summary_text(environment)
@@ -341,8 +324,8 @@ def test_fork_read_only_token_warns_once(llmops_server, forge_server, run_agent,
     result = run_agent(["run"], config=make_config(failing=failing), environment=environment, server=llmops_server())
 
     assert result.exit_code == exit_code, result
-    assert api_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("POST", COMMENTS_7)]
-    assert [entry["status"] for entry in api_requests(forge)] == [200, 200, 403]
+    assert forge_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("POST", COMMENTS_7)]
+    assert [entry["status"] for entry in forge_requests(forge)] == [200, 200, 403]
     warnings = warning_lines(result)
     assert len(warnings) == 1, result.stderr
     assert "Resource not accessible by integration" in warnings[0]
@@ -373,7 +356,7 @@ def test_fork_without_password_is_skipped(llmops_server, forge_server, run_agent
     assert "LLMOPS_EVAL_PASSWORD is not set" in result.stderr
     assert "skipped" in summary_text(environment)
     assert llmops.requests() == []
-    assert api_calls(forge) == []
+    assert forge_calls(forge) == []
     assert_no_secrets(result, forge, environment)
 
 
@@ -388,7 +371,7 @@ def test_fork_without_password_fails_when_configured(llmops_server, forge_server
     assert result.exit_code == 2, result
     assert "LLMOPS_EVAL_PASSWORD" in result.stderr
     assert llmops.requests() == []
-    assert api_calls(forge) == []
+    assert forge_calls(forge) == []
     assert_no_secrets(result, forge, environment)
 
 
@@ -404,7 +387,7 @@ def test_fork_with_empty_password_is_skipped(llmops_server, forge_server, run_ag
     assert result.exit_code == 0, result
     assert "a pull request from a fork" in result.stderr
     assert start_requests(llmops) == []
-    assert api_calls(forge) == []
+    assert forge_calls(forge) == []
 
 
 def test_dependabot_without_password_is_skipped(llmops_server, forge_server, run_agent, tmp_path):
@@ -419,7 +402,7 @@ def test_dependabot_without_password_is_skipped(llmops_server, forge_server, run
     assert result.exit_code == 0, result
     assert "a Dependabot pull request" in result.stderr
     assert llmops.requests() == []
-    assert api_calls(forge) == []
+    assert forge_calls(forge) == []
 
 
 # Flaky endpoints and rate limits
@@ -437,12 +420,12 @@ def test_flaky_post_warns_and_exits_by_gate(llmops_server, forge_server, run_age
     result = run_agent(["run"], config=make_config(failing=failing), environment=environment, server=llmops_server())
 
     assert result.exit_code == exit_code, result
-    posts = [entry for entry in api_requests(forge) if entry["method"] == "POST"]
+    posts = [entry for entry in forge_requests(forge) if entry["method"] == "POST"]
     assert len(posts) == 2
     assert [entry["fault"] for entry in posts] == ["empty_body", "status"]
     # After the lost response the agent looks for the comment before it gives up.
-    assert api_calls(forge)[-1] == ("GET", COMMENTS_7)
-    assert len(api_requests(forge)) <= 6
+    assert forge_calls(forge)[-1] == ("GET", COMMENTS_7)
+    assert len(forge_requests(forge)) <= 6
     warnings = warning_lines(result)
     assert len(warnings) == 1, result.stderr
     assert "Could not post the report comment" in warnings[0]
@@ -463,7 +446,7 @@ def test_flaky_comment_list_is_retried(llmops_server, forge_server, run_agent, t
     result = run_agent(["run"], config=make_config(), environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    assert api_calls(forge) == [
+    assert forge_calls(forge) == [
         ("GET", PULLS_7),
         ("GET", COMMENTS_7),
         ("GET", COMMENTS_7),
@@ -471,7 +454,7 @@ def test_flaky_comment_list_is_retried(llmops_server, forge_server, run_agent, t
         ("POST", COMMENTS_7),
         ("GET", COMMENTS_7),
     ]
-    assert [entry["status"] for entry in api_requests(forge)] == [200, 200, 502, 200, 201, 200]
+    assert [entry["status"] for entry in forge_requests(forge)] == [200, 200, 502, 200, 201, 200]
     assert warning_lines(result) == []
     assert len(comments_of(forge)) == 1
     assert_no_secrets(result, forge, environment)
@@ -514,8 +497,8 @@ def test_secondary_rate_limit_waits_and_retries(llmops_server, forge_server, run
 
     assert result.exit_code == 0, result
     patch_path = f"/repos/{REPOSITORY}/issues/comments/{FIRST_COMMENT_ID}"
-    assert api_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("PATCH", patch_path), ("PATCH", patch_path)]
-    patches = [entry for entry in api_requests(forge) if entry["method"] == "PATCH"]
+    assert forge_calls(forge) == [("GET", PULLS_7), ("GET", COMMENTS_7), ("PATCH", patch_path), ("PATCH", patch_path)]
+    patches = [entry for entry in forge_requests(forge) if entry["method"] == "PATCH"]
     assert [entry["status"] for entry in patches] == [403, 200]
     waited = patches[1]["time"] - patches[0]["time"]
     assert 1.9 <= waited < 5, waited
@@ -547,7 +530,7 @@ def test_primary_rate_limit_waits_for_reset(llmops_server, forge_server, run_age
     result = run_agent(["run"], config=make_config(), environment=environment, server=llmops)
 
     assert result.exit_code == 0, result
-    patches = [entry for entry in api_requests(forge) if entry["method"] == "PATCH"]
+    patches = [entry for entry in forge_requests(forge) if entry["method"] == "PATCH"]
     assert [entry["status"] for entry in patches] == [403, 200]
     # The agent waits until the reset time, and at least one second.
     expected = max(1.0, reset - patches[0]["time"])
@@ -566,7 +549,7 @@ def test_rate_limit_reset_past_deadline_warns(llmops_server, forge_server, run_a
     result = run_agent(["run"], config=make_config(failing=True), environment=environment, server=llmops)
 
     assert result.exit_code == 1, result
-    patches = [entry for entry in api_requests(forge) if entry["method"] == "PATCH"]
+    patches = [entry for entry in forge_requests(forge) if entry["method"] == "PATCH"]
     assert len(patches) == 1
     warnings = warning_lines(result)
     assert len(warnings) == 1, result.stderr
@@ -602,7 +585,7 @@ def test_event_without_pull_request_skips_comment(
     result = run_agent(["run"], config=make_config(failing=failing), environment=environment, server=llmops_server())
 
     assert result.exit_code == exit_code, result
-    assert api_calls(forge) == []
+    assert forge_calls(forge) == []
     assert f"the {event_name} event has no pull request" in result.stderr
     verdict = "failed" if failing else "passed"
     assert f"LLMOps evaluation {verdict}" in summary_text(environment)
@@ -624,7 +607,7 @@ def test_push_finds_pull_request_by_head(llmops_server, forge_server, run_agent,
     result = run_agent(["run"], config=make_config(), environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    assert api_calls(forge) == [
+    assert forge_calls(forge) == [
         ("GET", f"/repos/{REPOSITORY}/commits/{HEAD_SHA}/pulls"),
         ("GET", PULLS_7),
         ("GET", COMMENTS_7),
@@ -648,7 +631,7 @@ def test_push_without_own_pull_request_skips(llmops_server, forge_server, run_ag
     result = run_agent(["run"], config=make_config(failing=True), environment=environment, server=llmops_server())
 
     assert result.exit_code == 1, result
-    assert api_calls(forge) == [("GET", f"/repos/{REPOSITORY}/commits/{HEAD_SHA}/pulls")]
+    assert forge_calls(forge) == [("GET", f"/repos/{REPOSITORY}/commits/{HEAD_SHA}/pulls")]
     assert f"no open pull request has commit {HEAD_SHA[:12]} as its head" in result.stderr
     assert warning_lines(result) == []
     assert "LLMOps evaluation failed" in summary_text(environment)
@@ -674,7 +657,7 @@ def test_workflow_run_matches_pull_request_by_head(llmops_server, forge_server, 
     result = run_agent(["run"], config=make_config(), environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    assert api_calls(forge) == [
+    assert forge_calls(forge) == [
         ("GET", f"/repos/{REPOSITORY}/commits/{HEAD_SHA}/pulls"),
         ("GET", PULLS_7),
         ("GET", COMMENTS_7),
@@ -703,7 +686,7 @@ def test_enterprise_server_gets_every_request(llmops_server, forge_server, run_a
 
     assert result.exit_code == 0, result
     prefix = f"/api/v3/repos/{REPOSITORY}"
-    assert api_calls(forge) == [
+    assert forge_calls(forge) == [
         ("GET", f"{prefix}/pulls/7"),
         ("GET", f"{prefix}/issues/7/comments"),
         ("POST", "/api/graphql"),
@@ -713,7 +696,7 @@ def test_enterprise_server_gets_every_request(llmops_server, forge_server, run_a
     assert stored[0]["fake_state"] == {"minimized": True, "classifier": "OUTDATED"}
     assert len(stored) == 2
     assert "github.com" not in stored[1]["body"]
-    for entry in api_requests(forge):
+    for entry in forge_requests(forge):
         assert entry["url"].startswith(forge.url + "/api/"), entry["url"]
     assert_github_headers(forge)
     assert_no_secrets(result, forge, environment)
@@ -730,7 +713,7 @@ def test_mode_new_adds_another_comment(llmops_server, forge_server, run_agent, t
     result = run_agent(["run", "--comment", "new"], config=make_config(), environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    writes = [(method, path) for method, path in api_calls(forge) if method != "GET"]
+    writes = [(method, path) for method, path in forge_calls(forge) if method != "GET"]
     assert writes == [("POST", COMMENTS_7)]
     stored = comments_of(forge)
     assert len(stored) == 2
@@ -748,7 +731,7 @@ def test_mode_delete_and_new_replaces_ours(llmops_server, forge_server, run_agen
     result = run_agent(["run"], config=make_config(report="  comment: delete-and-new\n"), environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    writes = [(method, path) for method, path in api_calls(forge) if method != "GET"]
+    writes = [(method, path) for method, path in forge_calls(forge) if method != "GET"]
     assert writes == [("DELETE", f"/repos/{REPOSITORY}/issues/comments/{FIRST_COMMENT_ID}"), ("POST", COMMENTS_7)]
     stored = comments_of(forge)
     assert [comment["body"] for comment in stored[:2]] == [other["body"], "looks good"]
@@ -766,7 +749,7 @@ def test_mode_hide_and_new_minimizes_ours(llmops_server, forge_server, run_agent
     result = run_agent(["run", "--comment", "hide-and-new"], config=make_config(), environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    writes = [entry for entry in api_requests(forge) if entry["method"] != "GET"]
+    writes = [entry for entry in forge_requests(forge) if entry["method"] != "GET"]
     assert [(entry["method"], entry["path"]) for entry in writes] == [("POST", "/graphql"), ("POST", COMMENTS_7)]
     mutation = json.loads(writes[0]["body"])
     stored = comments_of(forge)
@@ -800,7 +783,7 @@ def test_mode_update_or_new_on_change(
     result = run_agent(["run"], config=config, environment=environment, server=llmops_server())
 
     assert result.exit_code == (1 if failing else 0), result
-    writes = [(method, path) for method, path in api_calls(forge) if method != "GET"]
+    writes = [(method, path) for method, path in forge_calls(forge) if method != "GET"]
     assert writes == expected_writes
     stored = comments_of(forge)
     assert len(stored) == 1
@@ -819,7 +802,7 @@ def test_mode_off_makes_no_forge_call(llmops_server, forge_server, run_agent, tm
     result = run_agent(arguments, config=config, environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    assert api_calls(forge) == []
+    assert forge_calls(forge) == []
     assert "LLMOps evaluation passed" in summary_text(environment)
     assert_no_secrets(result, forge, environment)
 
@@ -832,8 +815,8 @@ def test_dry_run_makes_no_write(llmops_server, forge_server, run_agent, tmp_path
     result = run_agent(["run", "--dry-run"], config=make_config(), environment=environment, server=llmops)
 
     assert result.exit_code == 0, result
-    assert all(method == "GET" for method, _ in api_calls(forge)), api_calls(forge)
-    assert ("GET", COMMENTS_7) in api_calls(forge)
+    assert all(method == "GET" for method, _ in forge_calls(forge)), forge_calls(forge)
+    assert ("GET", COMMENTS_7) in forge_calls(forge)
     assert f"would update comment {FIRST_COMMENT_ID} on pull request #7 of acme/widgets" in result.stdout
     assert start_requests(llmops) == []
     assert comments_of(forge)[0]["body"] == our_comment()["body"]
@@ -847,7 +830,7 @@ def test_dry_run_names_new_comment(llmops_server, forge_server, run_agent, tmp_p
     result = run_agent(["run", "--dry-run"], config=make_config(), environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    assert all(method == "GET" for method, _ in api_calls(forge)), api_calls(forge)
+    assert all(method == "GET" for method, _ in forge_calls(forge)), forge_calls(forge)
     assert "would post a new comment on pull request #7 of acme/widgets (mode update)" in result.stdout
     assert comments_of(forge) == []
 
@@ -895,7 +878,7 @@ def test_oversized_report_fits_comment_limit(llmops_server, forge_server, run_ag
     result = run_agent(["run"], config=config, environment=environment, server=llmops, timeout=300)
 
     assert result.exit_code == 1, result
-    posts = [entry for entry in api_requests(forge) if entry["method"] == "POST"]
+    posts = [entry for entry in forge_requests(forge) if entry["method"] == "POST"]
     assert len(posts) == 1
     assert posts[0]["status"] == 201
     body = json.loads(posts[0]["body"])["body"]
@@ -931,7 +914,7 @@ def test_skip_label_starts_no_evaluation(llmops_server, forge_server, run_agent,
     assert start_requests(llmops) == []
     assert f"the label '{label}'" in result.stdout
     assert "skipped" in summary_text(environment)
-    assert [method for method, _ in api_calls(forge) if method != "GET"] == []
+    assert [method for method, _ in forge_calls(forge) if method != "GET"] == []
     assert_no_secrets(result, forge, environment)
 
 
@@ -944,7 +927,7 @@ def test_commit_status_on_head(llmops_server, forge_server, run_agent, tmp_path,
     result = run_agent(["run"], config=config, environment=environment, server=llmops_server())
 
     assert result.exit_code == (1 if failing else 0), result
-    writes = [(method, path) for method, path in api_calls(forge) if method != "GET"]
+    writes = [(method, path) for method, path in forge_calls(forge) if method != "GET"]
     assert writes == [("POST", COMMENTS_7), ("POST", f"/repos/{REPOSITORY}/statuses/{HEAD_SHA}")]
     statuses = forge.get("/__fake/statuses")
     assert len(statuses) == 1
@@ -963,7 +946,7 @@ def test_commit_status_without_comment(llmops_server, forge_server, run_agent, t
     result = run_agent(["run"], config=config, environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    writes = [(method, path) for method, path in api_calls(forge) if method != "GET"]
+    writes = [(method, path) for method, path in forge_calls(forge) if method != "GET"]
     assert writes == [("POST", f"/repos/{REPOSITORY}/statuses/{HEAD_SHA}")]
     assert comments_of(forge) == []
     assert_no_secrets(result, forge, environment)
@@ -977,4 +960,4 @@ def test_no_commit_status_by_default(llmops_server, forge_server, run_agent, tmp
 
     assert result.exit_code == 0, result
     assert forge.get("/__fake/statuses") == []
-    assert not any("/statuses/" in path for _, path in api_calls(forge))
+    assert not any("/statuses/" in path for _, path in forge_calls(forge))

@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from conftest import BASE_CONFIG, PASSWORD
+from conftest import (
+    forge_calls,
+    forge_requests,
+    start_requests,
+    warning_lines,
+    BASE_CONFIG,
+    PASSWORD,
+)
 
 HEAD_SHA = "a1" * 20
 NEXT_SHA = "b2" * 20
@@ -22,7 +29,6 @@ FAILING_GATE = "gate:\n  thresholds:\n    faithfulness: { min: 0.95 }\n"
 API = "/api/v4/projects/1"
 MERGE_REQUEST_3 = f"{API}/merge_requests/3"
 NOTES_3 = f"{MERGE_REQUEST_3}/notes"
-START_PATH = re.compile(r"^/api/projects/[^/]+/evaluations$")
 MARKER = re.compile(
     r"^<!-- llmops-ci:key=(?P<key>[0-9a-f]{16}) commit=(?P<commit>[0-9a-f]{40}) "
     r"verdict=(?P<verdict>[a-z]+) time=(?P<time>\S+) -->$"
@@ -97,27 +103,8 @@ def gitlab_environment(forge, sha=HEAD_SHA, token=PROJECT_TOKEN, **extra):
     return variables
 
 
-def api_calls(forge):
-    """Return (method, path) of every request that reached the fake GitLab API, in order."""
-    return [(entry["method"], entry["path"]) for entry in api_requests(forge)]
-
-
-def api_requests(forge):
-    """Every request that reached the fake API, in order, without the identity lookup."""
-    return [entry for entry in forge.requests() if not is_identity_lookup(entry)]
-
-
-def is_identity_lookup(entry):
-    """The agent asks the token's account once per run, to tell its comments from people's copies."""
-    return entry["method"] == "GET" and entry["path"].endswith("/api/v4/user")
-
-
 def notes_of(forge, number=3):
     return forge.get(f"/__fake/comments?mr={number}")
-
-
-def start_requests(llmops):
-    return [entry for entry in llmops.requests() if entry["method"] == "POST" and START_PATH.match(entry["path"])]
 
 
 def first_line(body):
@@ -127,7 +114,7 @@ def first_line(body):
 def assert_no_secrets(result, forge):
     """Check that no token or password reached a forge request body, the logs or the report files."""
     secrets = (PROJECT_TOKEN, JOB_TOKEN, PASSWORD)
-    for entry in api_requests(forge):
+    for entry in forge_requests(forge):
         for secret in secrets:
             assert secret not in entry["body"], (entry["method"], entry["path"])
             assert secret not in entry["url"], (entry["method"], entry["path"])
@@ -142,17 +129,13 @@ def assert_no_secrets(result, forge):
 
 def assert_private_token_headers(forge):
     """Check that every request authenticates with PRIVATE-TOKEN and sends JSON bodies as JSON."""
-    for entry in api_requests(forge):
+    for entry in forge_requests(forge):
         headers = entry["headers"]
         where = (entry["method"], entry["path"])
         assert headers.get("private-token") == PROJECT_TOKEN, where
         assert "job-token" not in headers, where
         if entry["method"] in ("POST", "PUT"):
             assert headers.get("content-type") == "application/json", where
-
-
-def warning_lines(result):
-    return [line for line in result.stderr.splitlines() if line.startswith("warning:")]
 
 
 # First pipeline and updates
@@ -166,8 +149,8 @@ def test_first_pipeline_posts_one_note(llmops_server, forge_server, run_agent):
     assert result.exit_code == 0, result
     stored = notes_of(forge)
     assert len(stored) == 1
-    assert api_calls(forge) == [("GET", MERGE_REQUEST_3), ("GET", NOTES_3), ("POST", NOTES_3), ("GET", NOTES_3)]
-    listing = api_requests(forge)[1]["query"]
+    assert forge_calls(forge) == [("GET", MERGE_REQUEST_3), ("GET", NOTES_3), ("POST", NOTES_3), ("GET", NOTES_3)]
+    listing = forge_requests(forge)[1]["query"]
     assert listing["sort"] == "asc"
     assert listing["page"] == "1"
     assert "Posted the report on merge request !3 of project 1" in result.stderr
@@ -195,7 +178,7 @@ def test_second_pipeline_updates_note(llmops_server, forge_server, run_agent):
     second = run_agent(["run"], config=make_config(), environment=gitlab_environment(forge, sha=NEXT_SHA), server=llmops)
 
     assert second.exit_code == 0, second
-    assert api_calls(forge) == [("GET", MERGE_REQUEST_3), ("GET", NOTES_3), ("PUT", f"{NOTES_3}/{FIRST_NOTE_ID}")]
+    assert forge_calls(forge) == [("GET", MERGE_REQUEST_3), ("GET", NOTES_3), ("PUT", f"{NOTES_3}/{FIRST_NOTE_ID}")]
     assert "Updated the report on merge request !3 of project 1" in second.stderr
     stored = notes_of(forge)
     assert len(stored) == 1
@@ -223,14 +206,14 @@ def test_marker_on_page_three_is_updated(llmops_server, forge_server, run_agent)
 
     assert result.exit_code == 0, result
     ours_id = FIRST_NOTE_ID + 109
-    assert api_calls(forge) == [
+    assert forge_calls(forge) == [
         ("GET", MERGE_REQUEST_3),
         ("GET", NOTES_3),
         ("GET", NOTES_3),
         ("GET", NOTES_3),
         ("PUT", f"{NOTES_3}/{ours_id}"),
     ]
-    pages = [entry["query"].get("page") for entry in api_requests(forge) if entry["path"] == NOTES_3]
+    pages = [entry["query"].get("page") for entry in forge_requests(forge) if entry["path"] == NOTES_3]
     assert pages == ["1", "2", "3"]
     stored = notes_of(forge)
     assert len(stored) == 120
@@ -252,7 +235,7 @@ def test_system_notes_are_ignored(llmops_server, forge_server, run_agent):
     result = run_agent(["run"], config=make_config(), environment=gitlab_environment(forge), server=llmops_server())
 
     assert result.exit_code == 0, result
-    assert api_calls(forge) == [("GET", MERGE_REQUEST_3), ("GET", NOTES_3), ("PUT", f"{NOTES_3}/{FIRST_NOTE_ID + 2}")]
+    assert forge_calls(forge) == [("GET", MERGE_REQUEST_3), ("GET", NOTES_3), ("PUT", f"{NOTES_3}/{FIRST_NOTE_ID + 2}")]
     stored = notes_of(forge)
     assert stored[1]["body"] == notes[1]["body"]
     assert f"commit={HEAD_SHA} " in first_line(stored[2]["body"])
@@ -267,7 +250,7 @@ def test_stale_pipeline_changes_nothing(llmops_server, forge_server, run_agent):
     result = run_agent(["run"], config=make_config(), environment=gitlab_environment(forge, sha=HEAD_SHA), server=llmops_server())
 
     assert result.exit_code == 0, result
-    assert api_calls(forge) == [("GET", MERGE_REQUEST_3)]
+    assert forge_calls(forge) == [("GET", MERGE_REQUEST_3)]
     assert f"commit {HEAD_SHA[:12]} is no longer the head of merge request !3" in result.stderr
     assert notes_of(forge)[0]["body"] == newer["body"]
     assert_private_token_headers(forge)
@@ -287,7 +270,7 @@ def test_merged_results_pipeline_checks_source_sha(llmops_server, forge_server, 
     result = run_agent(["run"], config=make_config(), environment=environment, server=llmops_server())
 
     assert result.exit_code == 0, result
-    assert api_calls(forge) == [("GET", MERGE_REQUEST_3)]
+    assert forge_calls(forge) == [("GET", MERGE_REQUEST_3)]
     assert f"commit {HEAD_SHA[:12]} is no longer the head" in result.stderr
     assert result.json()["commit"] == HEAD_SHA
 
@@ -303,7 +286,7 @@ def test_job_token_only_names_variable(llmops_server, forge_server, run_agent, f
     result = run_agent(["run"], config=make_config(failing=failing), environment=environment, server=llmops_server())
 
     assert result.exit_code == exit_code, result
-    assert api_calls(forge) == []
+    assert forge_calls(forge) == []
     messages = [line for line in result.stderr.splitlines() if "LLMOPS_GITLAB_TOKEN" in line]
     assert len(messages) == 1, result.stderr
     assert "api scope" in messages[0]
@@ -332,7 +315,7 @@ def test_branch_pipeline_posts_on_open_merge_request(llmops_server, forge_server
     stored = notes_of(forge)
     assert len(stored) == 1
     project = "/api/v4/projects/group%2Fproject/merge_requests/3"
-    assert api_calls(forge) == [("GET", project), ("GET", f"{project}/notes"), ("POST", f"{project}/notes"), ("GET", f"{project}/notes")]
+    assert forge_calls(forge) == [("GET", project), ("GET", f"{project}/notes"), ("POST", f"{project}/notes"), ("GET", f"{project}/notes")]
     assert f"commit={HEAD_SHA} " in first_line(stored[0]["body"])
     assert_no_secrets(result, forge)
 
@@ -363,7 +346,7 @@ def test_report_line_never_starts_with_slash(llmops_server, forge_server, run_ag
     assert result.json()["verdict"] == "incomplete"
     assert result.exit_code == 3, result
     assert forge.get("/__fake/quick_actions") == []
-    posts = [entry for entry in api_requests(forge) if entry["method"] == "POST"]
+    posts = [entry for entry in forge_requests(forge) if entry["method"] == "POST"]
     assert len(posts) == 1
     sent = json.loads(posts[0]["body"])["body"]
     assert [line for line in sent.splitlines() if line.lstrip().startswith("/")] == []
@@ -384,7 +367,7 @@ def test_skip_label_starts_no_evaluation(llmops_server, forge_server, run_agent)
     assert result.exit_code == 0, result
     assert start_requests(llmops) == []
     assert "the label 'llmops-skip'" in result.stdout
-    assert api_calls(forge) == []
+    assert forge_calls(forge) == []
     assert_no_secrets(result, forge)
 
 
@@ -398,7 +381,7 @@ def test_commit_status_on_source_sha(llmops_server, forge_server, run_agent, fai
 
     assert result.exit_code == (1 if failing else 0), result
     assert warning_lines(result) == []
-    writes = [(method, path) for method, path in api_calls(forge) if method != "GET"]
+    writes = [(method, path) for method, path in forge_calls(forge) if method != "GET"]
     assert writes == [("POST", NOTES_3), ("POST", f"{API}/statuses/{HEAD_SHA}")]
     statuses = forge.get("/__fake/statuses")
     assert len(statuses) == 1

@@ -1,61 +1,31 @@
 """The main job's required behaviour end to end: gate verdicts, exit codes and their precedence,
 unreachable servers and how pairs share one session, against the fake LLMOps Eval server."""
 
-import re
 import socket
 import statistics
 import time
 
 import pytest
 
-from conftest import BASE_CONFIG
+from conftest import (
+    auth_requests,
+    configure,
+    replace_once,
+    start_requests,
+    status_polls,
+    BASE_CONFIG,
+    CRASH_MARKERS,
+    SECOND_PAIR,
+    START_PATH,
+)
 
-START_PATH = re.compile(r"^/api/projects/[^/]+/evaluations$")
-RUN_PATH = re.compile(r"^/api/evaluations/[^/]+$")
 
-SECOND_PAIR = """\
-  - name: edge-bot
-    dataset: edge-cases
-    endpoint: gpt-4o-prod
-    metrics: [bleu]
-"""
 MATRIX = """\
   - name: matrix
     datasets: [golden-qa, edge-cases]
     endpoints: [gpt-4o-prod, llama-3-canary]
     metrics: [bleu]
 """
-CRASH_MARKERS = ("Traceback", "Program crashed", "Fatal error", "Backtracing")
-
-
-def configure(extra_evaluations="", retry_seconds=None, timeout_minutes=None, tail=""):
-    """Return BASE_CONFIG with more evaluations, other limits and extra top-level sections."""
-    text = BASE_CONFIG
-    if extra_evaluations:
-        marker = "    metrics: [faithfulness, bleu]\n"
-        text = replace_once(text, marker, marker + extra_evaluations)
-    if retry_seconds is not None:
-        text = replace_once(text, "  retry_seconds: 2\n", f"  retry_seconds: {retry_seconds}\n")
-    if timeout_minutes is not None:
-        text = replace_once(text, "  timeout_minutes: 1\n", f"  timeout_minutes: {timeout_minutes}\n")
-    return text + tail
-
-
-def replace_once(text, old, new):
-    assert text.count(old) == 1, f"{old!r} is not in the base configuration exactly once"
-    return text.replace(old, new)
-
-
-def start_requests(server):
-    return [entry for entry in server.requests() if entry["method"] == "POST" and START_PATH.match(entry["path"])]
-
-
-def status_polls(server):
-    return [entry for entry in server.requests() if entry["method"] == "GET" and RUN_PATH.match(entry["path"])]
-
-
-def auth_requests(server, path):
-    return [entry for entry in server.requests() if entry["method"] == "POST" and entry["path"] == path]
 
 
 def closed_port():

@@ -9,7 +9,12 @@ import urllib.parse
 
 import pytest
 
-from conftest import BASE_CONFIG, PASSWORD
+from conftest import (
+    BASE_CONFIG,
+    FAILING_GATE,
+    GITHUB_PUSH,
+    PASSWORD,
+)
 
 RUN_PATTERN = "^/api/evaluations/[^/]+$"
 # A value that looks like a secret to the agent only because of its variable's name.
@@ -18,16 +23,6 @@ UNUSED_SECRET = "canary-webhook-7f3e9a"
 TOKEN_CONFIG = BASE_CONFIG.replace(
     "  email: ci@example.com\n  password: ${LLMOPS_CI_PASSWORD}\n", "  token: ${LLMOPS_TOKEN}\n"
 )
-FAILING_GATE = "gate:\n  thresholds:\n    faithfulness: { min: 0.95 }\n"
-GITHUB = {
-    "GITHUB_ACTIONS": "true",
-    "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
-    "GITHUB_REF_NAME": "feature/gate",
-    "GITHUB_WORKFLOW": "ci",
-    "GITHUB_JOB": "llm-gate",
-    # Keeps any forge request on a closed loopback port, so no test reaches the internet.
-    "GITHUB_API_URL": "http://127.0.0.1:9",
-}
 
 
 def leak_forms(secret):
@@ -156,7 +151,7 @@ def test_github_outputs_leak_no_secret(llmops_server, run_agent, tmp_path, verbo
     summary = tmp_path / "step-summary.md"
     output = tmp_path / "step-output.txt"
     environment = {
-        **GITHUB,
+        **GITHUB_PUSH,
         "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_OUTPUT": str(output),
         UNUSED_SECRET_NAME: UNUSED_SECRET,

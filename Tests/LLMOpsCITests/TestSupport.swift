@@ -1,7 +1,7 @@
 import FoundationEssentials
 @testable import LLMOpsCI
 
-/// A transport that answers with a closure, recording every request.
+/// A transport that responds through a closure and records every request.
 final class StubTransport: HTTPTransport, @unchecked Sendable {
     private let handler: @Sendable (HTTPRequest) async throws -> HTTPResponse
     let requests = LockedValue<[HTTPRequest]>([])

@@ -3,7 +3,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         /// No HTTP response at all, even after retrying.
         case unreachable
-        /// The server answered with an error status or `success: false`.
+        /// The server returned an error status or `success: false`.
         case rejected
         /// The credentials were refused.
         case unauthorized

@@ -1,6 +1,6 @@
 import FoundationEssentials
 
-/// How the agent authenticates to LLMOps Eval.
+/// The credentials the agent authenticates with to LLMOps Eval.
 public enum Credentials: Sendable {
     case password(email: String, password: Secret)
     /// A ready access token, which cannot be renewed.
@@ -50,7 +50,7 @@ actor SessionStore {
         state = newState
     }
 
-    /// Returns a usable session, renewing it when `shouldRenew` says so.
+    /// Returns a usable session, renewing it when `shouldRenew` returns true.
     ///
     /// When the caller saw `staleToken` rejected but another task has renewed since, the
     /// newer session is returned without another renewal.

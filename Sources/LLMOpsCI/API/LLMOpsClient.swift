@@ -42,7 +42,7 @@ public final class LLMOpsClient: Sendable {
     /// The number of HTTP requests sent so far, retries included.
     public var requestCount: Int { requestCounter.value }
 
-    /// The expiry of the current access token, when known.
+    /// Returns the expiry of the current access token, when known.
     public func tokenExpiry() async -> Date? {
         await session.current?.expiresAt
     }
@@ -57,7 +57,7 @@ public final class LLMOpsClient: Sendable {
         logger.debug("Logged in", metadata: ["token.expires": state.expiresAt.map(Timestamp.format) ?? "unknown"])
     }
 
-    /// Ends this job's own session; without a refresh token nothing is sent, because a logout
+    /// Ends this job's own session. Without a refresh token nothing is sent, because a logout
     /// without one ends every session of the user, parallel jobs included.
     public func logOut() async {
         guard let refreshToken = await session.current?.refreshToken else { return }
@@ -97,7 +97,7 @@ public final class LLMOpsClient: Sendable {
                 logger.debug("Renewed the session with the refresh token")
                 return try tokenState(from: json, path: "/api/auth/refresh")
             } catch let error as APIError where error.kind == .unauthorized || error.kind == .rejected {
-                logger.debug("The refresh token was refused; logging in again")
+                logger.debug("The server rejected the refresh token; logging in again")
             }
         }
         if case .token = credentials {
@@ -105,7 +105,7 @@ public final class LLMOpsClient: Sendable {
                 kind: .unauthorized,
                 method: "POST",
                 path: "/api/auth/refresh",
-                message: "the server refused server.token, and a ready token cannot be renewed. Use a fresh token, "
+                message: "the server rejected server.token, and a ready token cannot be renewed. Use a fresh token, "
                     + "or configure server.email and server.password so that the agent can log in again"
             )
         }
@@ -187,7 +187,7 @@ public final class LLMOpsClient: Sendable {
         return run
     }
 
-    /// Lists one page of a project's runs, newest first unless `sort` says otherwise.
+    /// Lists one page of a project's runs, newest first unless `sort` sets another order.
     public func runs(projectID: String, search: String?, status: String?, page: Int, size: Int, sort: String = "createdAt,desc") async throws -> Page {
         let query: [(String, String?)] = [
             ("search", search), ("status", status), ("page", String(page)), ("size", String(size)), ("sort", sort),
@@ -308,7 +308,7 @@ public final class LLMOpsClient: Sendable {
             }
 
             if response.status == 401, isAuthenticated, !hasRenewed {
-                logger.debug("The server refused the token; renewing the session", metadata: ["request": "\(method) \(path)"])
+                logger.debug("The server rejected the token; renewing the session", metadata: ["request": "\(method) \(path)"])
                 hasRenewed = true
                 rejectedToken = sentToken
                 continue

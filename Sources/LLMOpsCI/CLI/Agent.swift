@@ -98,7 +98,7 @@ public struct Agent: Sendable {
     }
 
 
-    /// The configuration file that `--config` or discovery selects, if any.
+    /// Returns the configuration file that `--config` or discovery selects, if any.
     func configurationPath(_ arguments: Arguments) -> String? {
         ConfigurationLoader(environment: environment.variables).locate(explicitPath: arguments.configPath) { FileManager.default.fileExists(atPath: $0) }
     }

@@ -45,7 +45,7 @@ struct ForgeStep {
         )
     }
 
-    /// The client for the pull or merge request, or the reason there is none.
+    /// Returns the client for the pull or merge request, or the reason there is none.
     func client() async -> (client: (any ForgeClient)?, reason: String?) {
         guard let http = http() else {
             switch target.kind {

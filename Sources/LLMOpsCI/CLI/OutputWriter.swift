@@ -1,7 +1,7 @@
 import FoundationEssentials
 
 /// Writes the report and machine outputs: stdout, the result files, and the CI's own
-/// channels (GitHub step summary, outputs and annotations; a dotenv file for GitLab).
+/// channels. On GitHub these are the step summary, outputs and annotations, and on GitLab a dotenv file.
 struct OutputWriter {
     let agent: Agent
     let configuration: Configuration
@@ -51,8 +51,8 @@ struct OutputWriter {
         }
     }
 
-    /// Records a job that stopped before any verdict: the job summary and the outputs say so,
-    /// so that a dashboard or a later step does not read an earlier job's result.
+    /// Records a job that stopped before any verdict in the job summary and the outputs, so
+    /// that a dashboard or a later step does not read an earlier job's result.
     func writeIncomplete(_ message: String) {
         if variables["GITHUB_ACTIONS"] == "true" {
             if let summaryPath = variables["GITHUB_STEP_SUMMARY"], !summaryPath.isEmpty {

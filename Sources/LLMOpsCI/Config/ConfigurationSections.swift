@@ -526,7 +526,7 @@ public enum ServerAddress {
         return String(authority).lowercased()
     }
 
-    /// Whether the URL carries `user:password@` before its host.
+    /// Returns whether the URL has `user:password@` before its host.
     public static func hasUserInfo(_ url: String) -> Bool {
         var rest = Substring(url)
         if let schemeEnd = rest.firstRange(of: "://") {
@@ -546,7 +546,7 @@ public enum ServerAddress {
         return String(rest[slash...].prefix { $0 != "?" && $0 != "#" })
     }
 
-    /// Whether the host is a loopback name or address: `localhost`, `::1` or an IPv4 address in 127.0.0.0/8.
+    /// Returns whether the host is a loopback name or address: `localhost`, `::1` or an IPv4 address in 127.0.0.0/8.
     public static func isLoopback(_ host: String) -> Bool {
         if host == "localhost" || host.hasSuffix(".localhost") || host == "::1" {
             return true

@@ -76,7 +76,7 @@ public enum YAMLParser {
 
 private struct TreeBuilder {
     /// A sequence or mapping being built. It is a class so that appending a child mutates
-    /// the one array in place; copying an enum payload on every append made long lists quadratic.
+    /// the one array in place, because copying an enum payload on every append made long lists quadratic.
     final class Frame {
         let isMapping: Bool
         let line: Int
@@ -128,7 +128,7 @@ private struct TreeBuilder {
             case YAML_DOCUMENT_START_EVENT:
                 documentCount += 1
                 if documentCount > 1 {
-                    throw YAMLError(message: "the file holds more than one YAML document; keep only one", line: line, column: column)
+                    throw YAMLError(message: "the file contains more than one YAML document; keep only one", line: line, column: column)
                 }
             case YAML_SCALAR_EVENT:
                 let scalar = event.data.scalar

@@ -80,7 +80,7 @@ public struct CommentPublisher: Sendable {
                 body = render(forge.maxCommentBytes / 2, history)
                 return try await forge.createComment(body: body)
             } catch let error as ForgeError where error.kind == .transient {
-                // The comment may exist although the answer was lost; look before posting again.
+                // The comment may exist although the response was lost, so look before posting again.
                 if let posted = try await ours(author: author).first(where: { $0.body == body }) {
                     return posted
                 }

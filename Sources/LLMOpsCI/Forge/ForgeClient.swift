@@ -20,7 +20,7 @@ public struct ForgeComment: Sendable, Equatable {
     }
 }
 
-/// What the forge says about the pull or merge request right now.
+/// The current state of the pull or merge request, as the forge reports it.
 public struct PullRequestState: Sendable, Equatable {
     public var headSHA: String?
     public var labels: [String]
@@ -61,9 +61,9 @@ public protocol ForgeClient: Sendable {
     var maxCommentBytes: Int { get }
     var canHideComments: Bool { get }
     func pullRequestState() async throws -> PullRequestState
-    /// The account the token acts as, or nil when the token may not ask (GitHub's `GITHUB_TOKEN`).
+    /// Returns the account the token acts as, or nil when the token may not read it (GitHub's `GITHUB_TOKEN`).
     func viewer() async throws -> String?
-    /// Every comment of the pull request, oldest first, across all pages.
+    /// Returns every comment of the pull request, oldest first, across all pages.
     func comments() async throws -> [ForgeComment]
     func createComment(body: String) async throws -> ForgeComment
     func updateComment(id: String, body: String) async throws

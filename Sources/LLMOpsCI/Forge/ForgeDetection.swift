@@ -1,6 +1,6 @@
 import FoundationEssentials
 
-/// Where the report can be posted, as read from the CI environment and event payload.
+/// The forge and the pull or merge request to post on, read from the CI environment and event payload.
 public struct ForgeTarget: Sendable {
     public enum Kind: Sendable, Equatable {
         case github

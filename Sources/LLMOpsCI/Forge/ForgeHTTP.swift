@@ -109,7 +109,7 @@ struct ForgeHTTP: Sendable {
         }
     }
 
-    /// The wait before the next attempt, or nil when it would pass the deadline.
+    /// Returns the wait before the next attempt, or nil when it would pass the deadline.
     private func retryDelay(attempt: Int, response: HTTPResponse?) -> Duration? {
         var delay = Backoff(base: .seconds(1), cap: .seconds(20)).delay(forAttempt: attempt - 1, random: random.unit())
         if let response {

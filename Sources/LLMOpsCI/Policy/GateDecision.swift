@@ -60,11 +60,11 @@ public struct MetricVerdict: Sendable, Equatable {
     public var comparesRaw: Bool
     public var comparison: BaselineComparison?
     public var isWaived: Bool
-    /// Why the metric passed, warned or failed, in words.
+    /// The reasons, in words, for the metric's outcome.
     public var reasons: [String]
 }
 
-/// Why a pair could not be gated on its scores.
+/// The cause that kept a pair from being gated on its scores.
 public enum PairProblem: Sendable, Equatable {
     case failedRun(String)
     case cancelled(String)
@@ -94,7 +94,7 @@ public struct PairVerdict: Sendable {
     public var baseline: BaselineInfo?
 }
 
-/// Where a pair's baseline came from, so that a reader can trust the comparison.
+/// The provenance of a pair's baseline, so that a reader can trust the comparison.
 public struct BaselineInfo: Sendable, Equatable {
     public var runID: String
     public var runNumber: Int?

@@ -10,7 +10,7 @@ public struct Backoff: Sendable {
         self.multiplier = multiplier
     }
 
-    /// The upper bound of the delay before attempt `attempt` (0-based): `base * multiplier^attempt`, capped.
+    /// Returns the upper bound of the delay before attempt `attempt` (0-based): `base * multiplier^attempt`, capped.
     public func ceiling(forAttempt attempt: Int) -> Duration {
         let grown = base.seconds * pow(multiplier, Double(min(attempt, 60)))
         return .seconds(min(grown, cap.seconds))
@@ -18,7 +18,7 @@ public struct Backoff: Sendable {
 
     /// A delay drawn uniformly between half the ceiling and the ceiling.
     ///
-    /// Full jitter (0 to the ceiling) spreads load best but can poll almost at once; keeping
+    /// Full jitter (0 to the ceiling) spreads load best but can poll almost at once. Keeping
     /// the lower half bounds the request count while still desynchronising jobs.
     public func delay(forAttempt attempt: Int, random unit: Double) -> Duration {
         let ceiling = ceiling(forAttempt: attempt).seconds

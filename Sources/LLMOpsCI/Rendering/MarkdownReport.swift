@@ -2,7 +2,7 @@
 ///
 /// Output depends only on its inputs, so the same decision always renders the same text.
 /// When the text would exceed `maxBytes` of UTF-8, it drops detail step by step (fewer
-/// cases, then collapsed pairs, then fewer pairs) and says what it left out.
+/// cases, then collapsed pairs, then fewer pairs) and states what it left out.
 public struct MarkdownReport: Sendable {
     public var decision: GateDecision
     public var context: ReportContext
@@ -17,7 +17,7 @@ public struct MarkdownReport: Sendable {
         Self.marker(commentKey: context.commentKey, commit: context.commit, verdict: decision.verdict.rawValue, time: context.finishedAt.map(Timestamp.format))
     }
 
-    /// The marker for a comment key: the key is hashed, so that no key can end the HTML comment.
+    /// Returns the marker for a comment key. The key is hashed, so that no key can end the HTML comment.
     public static func marker(commentKey: String, commit: String?, verdict: String, time: String? = nil) -> String {
         let commitText = commit.map { String($0.filter(\.isHexDigit).prefix(40)) } ?? "unknown"
         var text = "<!-- llmops-ci:key=\(markerKey(commentKey)) commit=\(commitText.isEmpty ? "unknown" : commitText) verdict=\(verdict)"

@@ -10,7 +10,7 @@ public struct ReportContext: Sendable {
     public var projectID: String?
     public var duration: Duration?
     public var finishedAt: Date?
-    /// The key that tells this job's comment apart from other jobs' comments.
+    /// The key that distinguishes this job's comment from other jobs' comments.
     public var commentKey: String
     /// Earlier verdicts on the same pull request, newest first.
     public var history: [HistoryEntry]

@@ -50,7 +50,7 @@ public struct PlannedPair: Sendable {
         self.thresholds = thresholds
     }
 
-    /// The body of `POST /api/projects/{id}/evaluations`.
+    /// Returns the body of `POST /api/projects/{id}/evaluations`.
     public func startRequest(triggerReference: String) -> JSONValue {
         let metricItems: [JSONValue] = zip(metrics, metricDefinitions).map { metric, definition in
             var item: [String: JSONValue] = ["metricId": .string(definition.id)]
@@ -236,7 +236,7 @@ public struct PlanResolver: Sendable {
         evaluation.map { " (evaluation '\($0)')" } ?? ""
     }
 
-    /// A threshold naming a metric that no pair evaluates would pass silently, so it is an error.
+    /// Rejects thresholds and waivers that name a metric no pair evaluates, since they would pass silently.
     private func checkThresholdMetrics(_ configuration: Configuration, pairs: [PlannedPair]) throws {
         let evaluated = Set(pairs.flatMap { $0.metrics.map(\.code) })
         for code in configuration.gate.thresholds.keys.sorted() where !evaluated.contains(code) {
@@ -262,7 +262,7 @@ public struct PlanResolver: Sendable {
     }
 }
 
-/// Whether `text` has the 8-4-4-4-12 hex shape of a UUID.
+/// Returns whether `text` has the 8-4-4-4-12 hex shape of a UUID.
 func isUUID(_ text: String) -> Bool {
     let groups = text.split(separator: "-", omittingEmptySubsequences: false)
     guard groups.map(\.count) == [8, 4, 4, 4, 12] else { return false }

@@ -1,6 +1,6 @@
 import FoundationEssentials
 
-/// What the agent knows about the CI job it runs in: forge, branch, commit and job identity.
+/// The CI job the agent runs in: forge, branch, commit and job identity.
 public struct JobContext: Sendable {
     public enum Forge: String, Sendable {
         case github, gitlab, local

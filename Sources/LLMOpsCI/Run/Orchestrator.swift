@@ -235,9 +235,9 @@ public struct Orchestrator: Sendable {
         }
     }
 
-    /// Looks up what the server has for this pair: a run an earlier attempt of this job
-    /// started for the same commit (found by the key in its trigger reference), and how long
-    /// earlier completed runs of the same name took.
+    /// Looks up what the server has for this pair. That is a run an earlier attempt of this
+    /// job started for the same commit (found by the key in its trigger reference), and the
+    /// durations of earlier completed runs of the same name.
     private func lookUp(_ pair: PlannedPair, key: String) async throws -> (existing: Run?, history: [Duration]) {
         let page = try await client.runs(projectID: projectID, search: pair.runName, status: nil, page: 0, size: 20)
         var history: [Duration] = []
@@ -326,7 +326,7 @@ public struct Orchestrator: Sendable {
     }
 }
 
-/// The state of every pair, summarised in one line at most once a minute while runs go.
+/// The state of every pair, summarised in one line at most once a minute, when a poll happens to run.
 final class ProgressSummary: Sendable {
     private let interval = Duration.seconds(60)
     private let state = LockedValue<(total: Int, finished: Int, statuses: [String: String], lastLine: Duration, startedAt: Duration)>((0, 0, [:], .zero, .zero))

@@ -1,6 +1,6 @@
 import FoundationEssentials
 
-/// How the evaluation of one pair ended, as far as the agent could follow it.
+/// The end state of one pair's evaluation, as far as the agent could follow it.
 public enum PairState: Sendable, Equatable {
     case completed
     /// The run ended FAILED on the server; carries the server's error text.

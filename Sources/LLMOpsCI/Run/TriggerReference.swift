@@ -1,9 +1,9 @@
 /// The `triggerReference` of a run this agent starts: branch, commit and a key of the job.
 ///
 /// The server stores it as free text of at most 255 characters and has no other place for
-/// them. The format is `branch=<encoded>;sha=<commit>;key=<hex>;by=llmops-ci`, where the
-/// branch is percent-encoded outside `A-Za-z0-9._/-`, so that no branch name can add a field
-/// or break the length limit; an overlong branch is shortened and marked with `~`.
+/// them. The format is `branch=<encoded>;sha=<commit>;key=<hex>;by=llmops-ci`. The branch is
+/// percent-encoded outside `A-Za-z0-9._/-`, so that no branch name can add a field or break
+/// the length limit, and an overlong branch is shortened and marked with `~`.
 public struct TriggerReference: Sendable, Equatable {
     public static let maxLength = 255
 
@@ -24,7 +24,7 @@ public struct TriggerReference: Sendable, Equatable {
         var branchPart = Self.encode(branch ?? "")
         let room = Self.maxLength - tail.count - "branch=".count
         if branchPart.count > room {
-            // Cut at an escape boundary and mark the cut, so decoding never sees half an escape.
+            // Cut at an escape boundary and mark the cut, so decoding never reads half an escape.
             var cut = String(branchPart.prefix(room - 1))
             if let percent = cut.suffix(2).firstIndex(of: "%") {
                 cut = String(cut[..<percent])
@@ -79,7 +79,7 @@ public struct TriggerReference: Sendable, Equatable {
     }
 }
 
-/// A 64-bit FNV-1a hash as 16 hex digits: stable across runs and platforms, for keys and seeds.
+/// Returns the 64-bit FNV-1a hash of `text` as 16 hex digits, stable across runs and platforms, for keys and seeds.
 public func stableHash(_ text: String) -> String {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
     for byte in text.utf8 {

@@ -114,7 +114,7 @@ public struct MetricScore: Sendable, Equatable {
     }
 }
 
-/// The nearest-rank percentile of sorted values, or nil when there are none.
+/// Returns the nearest-rank percentile of sorted values, or nil when there are none.
 func percentile(_ sorted: [Double], _ fraction: Double) -> Double? {
     guard !sorted.isEmpty else { return nil }
     let rank = Int((fraction * Double(sorted.count)).rounded(.up))

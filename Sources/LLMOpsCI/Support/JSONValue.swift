@@ -52,7 +52,8 @@ public enum JSONValue: Sendable, Equatable {
     public var bool: Bool? {
         switch self {
         case .bool(let flag): flag
-        case .string(let text): text == "true" ? true : text == "false" ? false : nil
+        case .string("true"): true
+        case .string("false"): false
         default: nil
         }
     }

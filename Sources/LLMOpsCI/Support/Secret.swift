@@ -19,7 +19,7 @@ public final class SecretRegistry: Sendable {
 
     public init() {}
 
-    /// Whether an environment variable's name says that it holds a secret, such as
+    /// Returns whether an environment variable's name marks it as a secret, such as
     /// `LLMOPS_CI_PASSWORD` or `GITHUB_TOKEN`.
     public static func isSecretName(_ name: String) -> Bool {
         let upper = name.uppercased()
